@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each builds the virtualenv from
+# the committed lock (uv.lock) on first use; only python3 is needed beforehand.
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+SYNCED := $(VENV)/.synced
+export POSTPURCHASE_DATA_DIR ?= $(CURDIR)/data
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install demo test dev lint format clean help
+
+help:
+	@echo "make demo    simulate a shop and run the daily job over it (no credentials needed)"
+	@echo "make test    run the test suite"
+	@echo "make dev     open the Dagster UI on the warehouse in \$$POSTPURCHASE_DATA_DIR"
+	@echo "make lint    ruff check and format check"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(SYNCED)
+
+demo: install
+	$(VENV)/bin/postpurchase demo
+
+test: install
+	$(VENV)/bin/pytest
+
+dev: install
+	mkdir -p $(POSTPURCHASE_DATA_DIR)/dagster_home
+	test -f $(POSTPURCHASE_DATA_DIR)/dagster_home/dagster.yaml || \
+		cp dagster.yaml $(POSTPURCHASE_DATA_DIR)/dagster_home/dagster.yaml
+	DAGSTER_HOME=$(POSTPURCHASE_DATA_DIR)/dagster_home PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(VENV)/bin/dg dev
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(TOOLS) dbt/target dbt/logs

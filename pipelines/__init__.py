@@ -1,0 +1,1 @@
+"""Post-purchase SMS flows: the Python package and Dagster code location."""

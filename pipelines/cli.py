@@ -1,0 +1,233 @@
+"""`postpurchase`: the command line a data engineer and an analyst use without the UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.settings import get_settings
+
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _date(_ctx, param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param=param) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Post-purchase SMS flows: ingest, model, send and prove what works.
+
+    Everything is read from and written to POSTPURCHASE_DATA_DIR (default ./data).
+    """
+
+
+@main.command()
+@click.option("--days", default=60, show_default=True, help="Days of history to simulate.")
+@click.option("--customers", default=2000, show_default=True, help="Customers in the world.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same files.")
+@click.option(
+    "--start", callback=_date, default="2026-08-01", show_default=True, help="First day."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Landing root to write to [default: $POSTPURCHASE_DATA_DIR/landing].",
+)
+def simulate(days: int, customers: int, seed: int, start: dt.date, out: Path | None) -> None:
+    """Write a deterministic simulated shop's daily exports into landing."""
+    settings = get_settings()
+    out = out or settings.landing_dir
+    summary = _simulate(out, days, customers, seed, start, settings.simulator_dir)
+    console.print(
+        f"Simulated {customers:,} customers over {days} days "
+        f"({summary.first_day} to {summary.last_day}) into {out}"
+    )
+
+
+def _simulate(out: Path, days: int, customers: int, seed: int, start: dt.date, truth: Path):
+    from pipelines.simulator import simulate as run_simulation
+
+    with _progress() as bar:
+        task = bar.add_task("simulating days", total=days)
+        return run_simulation(
+            out,
+            days=days,
+            customers=customers,
+            seed=seed,
+            start=start,
+            truth_dir=truth,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+@main.group(name="import")
+def import_() -> None:
+    """Convert a shop's or a public data set's exports into canonical landing files."""
+
+
+@import_.command("online-retail")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Landing root to write to [default: $POSTPURCHASE_DATA_DIR/landing].",
+)
+def import_online_retail(path: Path, out: Path | None) -> None:
+    """Convert the UCI Online Retail log (Chen, Sain & Guo 2012) into landing files."""
+    from pipelines.importers.online_retail import import_online_retail as convert
+
+    out = out or get_settings().landing_dir
+    with _progress() as bar:
+        task = bar.add_task("writing days", total=None)
+        summary = convert(
+            path, out, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    table = Table(title=f"Online Retail import into {out}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("source lines", summary.lines_in),
+        ("orders (normal)", summary.orders),
+        ("orders (cancelled, C invoices)", summary.cancelled_orders),
+        ("order lines written", summary.lines_written),
+        ("customers", summary.customers),
+        ("products", summary.products),
+        *((f"lines skipped: {reason}", n) for reason, n in summary.skipped_lines.items()),
+        ("days written", summary.days_written),
+    ]
+    for what, count in rows:
+        table.add_row(what, f"{count:,}")
+    console.print(table)
+    console.print(
+        f"Next: postpurchase run --from {summary.first_day} --to {summary.last_day}"
+    )
+
+
+@main.command()
+@click.option("--from", "start", callback=_date, required=True, help="First day (YYYY-MM-DD).")
+@click.option("--to", "end", callback=_date, required=True, help="Last day (YYYY-MM-DD).")
+@click.option(
+    "--build-every-day",
+    is_flag=True,
+    help="Build the dbt models as of every day, not only the last (slower; as a backfill does).",
+)
+def run(start: dt.date, end: dt.date, build_every_day: bool) -> None:
+    """Materialize the daily job for each day in order, in-process, with progress."""
+    _run(start, end, build_every_day)
+
+
+def _run(start: dt.date, end: dt.date, build_every_day: bool = False) -> None:
+    from pipelines.runner import RunFailed, days_between, prepare_environment, run_days
+
+    settings = get_settings()
+    try:
+        days = days_between(start, end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    with console.status("preparing the Dagster instance and the dbt manifest"):
+        instance = prepare_environment(settings)
+    with _progress() as bar:
+        task = bar.add_task("daily runs", total=len(days))
+
+        def advance(day_run) -> None:
+            what = "ingest + dbt build" if day_run.built_models else "ingest"
+            bar.update(task, advance=1, description=f"{day_run.day} {what}")
+
+        try:
+            run_days(instance, days, build_every_day=build_every_day, on_day=advance)
+        except RunFailed as exc:
+            console.print(f"[red]Run failed[/red] {exc}")
+            console.print("Nothing of the failed day was loaded; fix the file and run again.")
+            sys.exit(1)
+
+
+@main.command()
+@click.option("--customers", default=2000, show_default=True)
+@click.option("--days", default=60, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+def demo(customers: int, days: int, seed: int) -> None:
+    """Simulate a shop and run the real daily job over it, then summarize. Safe to re-run."""
+    from pipelines.summary import summarize
+
+    settings = get_settings()
+    started = time.monotonic()
+    start = dt.date(2026, 8, 1)
+    console.rule("1. Simulating the shop")
+    sim = _simulate(settings.landing_dir, days, customers, seed, start, settings.simulator_dir)
+    console.rule("2. Running the daily job, day by day")
+    _run(sim.first_day, sim.last_day)
+    console.rule("3. Summary")
+    _print_summary(summarize(settings.warehouse_path), settings.simulator_dir / "planted.json")
+    console.print(f"Done in {time.monotonic() - started:.0f} s. Data in {settings.data_dir}.")
+    console.print("Open the Dagster UI on this warehouse with [bold]make dev[/bold].")
+
+
+def _print_summary(summary, planted_path: Path) -> None:
+    planted = json.loads(planted_path.read_text()) if planted_path.exists() else {}
+    planted_rejects = planted.get("malformed", {})
+
+    rows = Table(title="Rows per entity")
+    for col in ("entity", "rows in", "in raw (latest versions)", "rejected"):
+        rows.add_column(col, justify="left" if col == "entity" else "right")
+    for entity, n in summary.raw_rows.items():
+        rejected = sum(v for (e, _), v in summary.rejects.items() if e == entity)
+        rows.add_row(entity, f"{summary.rows_in.get(entity, 0):,}", f"{n:,}", f"{rejected:,}")
+    console.print(rows)
+
+    rejects = Table(title="Rejected rows by reason (ops.ingest_rejects)")
+    for col in ("entity", "reason", "rejected", "planted by the simulator"):
+        rejects.add_column(col, justify="right" if col in ("rejected", "planted by the simulator") else "left")
+    keys = sorted(set(summary.rejects) | {
+        (e, r) for e, reasons in planted_rejects.items() for r in reasons
+    })
+    for entity, reason in keys:
+        planted_n = planted_rejects.get(entity, {}).get(reason)
+        rejects.add_row(
+            entity,
+            reason,
+            f"{summary.rejects.get((entity, reason), 0):,}",
+            "" if planted_n is None else f"{planted_n:,}",
+        )
+    console.print(rejects)
+    console.print(
+        f"Customers with an invalid phone number (kept, flagged, never texted): "
+        f"{summary.invalid_phones:,}"
+    )
+    if summary.models:
+        models = Table(title="dbt models")
+        models.add_column("model")
+        models.add_column("rows", justify="right")
+        for name, n in summary.models.items():
+            models.add_row(name, f"{n:,}")
+        console.print(models)
+
+
+if __name__ == "__main__":
+    main()

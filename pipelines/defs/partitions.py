@@ -1,0 +1,10 @@
+import dagster as dg
+
+# Early enough for real histories such as the UCI Online Retail log (from 2010-12-01).
+daily_partition = dg.DailyPartitionsDefinition(start_date="2010-12-01")
+
+# Runs that write the warehouse share this pool; its limit of 1 lives in dagster.yaml.
+WAREHOUSE_POOL = "warehouse"
+
+# Each day is built as of its own end, in order, never several days in one run.
+one_day_at_a_time = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)

@@ -1,0 +1,1 @@
+"""Importers: turn a third party's export into canonical landing files the ingest loads."""

@@ -1,0 +1,33 @@
+"""The one dbt project, and the dbt executable that belongs to this environment."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
+# The dbt beside this interpreter, so an unactivated virtualenv works too.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+# Builds the manifest under `dg dev` / `dagster dev`; tests and the CLI call prepare_manifest().
+dbt_project.prepare_if_dev()
+
+
+def prepare_manifest() -> Path:
+    """Parse the dbt project when the manifest is missing or older than any dbt file."""
+    manifest = dbt_project.manifest_path
+    sources = [
+        p
+        for p in DBT_DIR.rglob("*")
+        if p.suffix in {".sql", ".yml", ".csv"} and "target" not in p.parts
+    ]
+    newest = max(p.stat().st_mtime for p in sources)
+    if not manifest.exists() or newest > manifest.stat().st_mtime:
+        subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_DIR),
+             "--profiles-dir", str(DBT_DIR)],
+            check=True,
+        )
+    return manifest

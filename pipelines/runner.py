@@ -1,0 +1,104 @@
+"""Materialize the daily job in-process, day by day: what a data engineer runs without the UI.
+
+Runs are recorded in the same Dagster instance the UI (`make dev`) reads, so a catch-up done
+from the command line shows up in the run history and the asset catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RunFailed(Exception):
+    """A day's run failed; the message names the step and the cause."""
+
+
+@dataclass
+class DayRun:
+    day: dt.date
+    run_id: str
+    built_models: bool
+    seconds: float
+
+
+def prepare_environment(settings: Settings) -> dg.DagsterInstance:
+    """Point Dagster, dbt and the resources at this data directory, and open its instance."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["POSTPURCHASE_DATA_DIR"] = str(settings.data_dir)
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    from pipelines.project import prepare_manifest
+
+    prepare_manifest()
+    return dg.DagsterInstance.get()
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure]
+    if not failures:
+        return "the run failed before any step started"
+    event = failures[0]
+    error = event.step_failure_data.error
+    cause = error.cause.message.strip() if error and error.cause else ""
+    message = error.message.strip() if error else "unknown error"
+    return f"step {event.step_key}: {cause or message}"
+
+
+def run_days(
+    instance: dg.DagsterInstance,
+    days: list[dt.date],
+    *,
+    build_every_day: bool = False,
+    on_day: Callable[[DayRun], None] | None = None,
+) -> list[DayRun]:
+    """Ingest each day in order; build the dbt models as of the last day (or of every day).
+
+    Building the models only at the end of a catch-up gives the same warehouse as building
+    them daily, since every model works as of its logical time from the full history, and it
+    saves the dbt start-up (about ten seconds) on every day in between.
+    """
+    import time
+
+    from pipelines.definitions import defs
+    from pipelines.defs.ingest.assets import ingest_asset_key
+    from pipelines.landing import ENTITIES
+
+    job = defs.resolve_job_def("daily_ingest_job")
+    ingest_only = [ingest_asset_key(e) for e in ENTITIES]
+    done = []
+    for i, day in enumerate(days):
+        build = build_every_day or i == len(days) - 1
+        started = time.monotonic()
+        result = job.execute_in_process(
+            partition_key=day.isoformat(),
+            instance=instance,
+            asset_selection=None if build else ingest_only,
+            raise_on_error=False,
+            tags={"postpurchase/source": "cli"},
+        )
+        if not result.success:
+            raise RunFailed(f"{day}: {_failure_message(result)} (run {result.run_id})")
+        run = DayRun(day, result.run_id, build, time.monotonic() - started)
+        done.append(run)
+        if on_day:
+            on_day(run)
+    return done
