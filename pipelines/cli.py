@@ -50,9 +50,7 @@ def main() -> None:
 @click.option("--days", default=60, show_default=True, help="Days of history to simulate.")
 @click.option("--customers", default=2000, show_default=True, help="Customers in the world.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same files.")
-@click.option(
-    "--start", callback=_date, default="2026-08-01", show_default=True, help="First day."
-)
+@click.option("--start", callback=_date, default="2026-08-01", show_default=True, help="First day.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -125,9 +123,7 @@ def import_online_retail(path: Path, out: Path | None) -> None:
     for what, count in rows:
         table.add_row(what, f"{count:,}")
     console.print(table)
-    console.print(
-        f"Next: postpurchase run --from {summary.first_day} --to {summary.last_day}"
-    )
+    console.print(f"Next: postpurchase run --from {summary.first_day} --to {summary.last_day}")
 
 
 @main.command()
@@ -138,12 +134,19 @@ def import_online_retail(path: Path, out: Path | None) -> None:
     is_flag=True,
     help="Build the dbt models as of every day, not only the last (slower; as a backfill does).",
 )
-def run(start: dt.date, end: dt.date, build_every_day: bool) -> None:
+@click.option(
+    "--record-runs",
+    is_flag=True,
+    help="Record the runs in the Dagster instance the UI (make dev) shows (slower).",
+)
+def run(start: dt.date, end: dt.date, build_every_day: bool, record_runs: bool) -> None:
     """Materialize the daily job for each day in order, in-process, with progress."""
-    _run(start, end, build_every_day)
+    _run(start, end, build_every_day, record_runs)
 
 
-def _run(start: dt.date, end: dt.date, build_every_day: bool = False) -> None:
+def _run(
+    start: dt.date, end: dt.date, build_every_day: bool = False, record_runs: bool = False
+) -> None:
     from pipelines.runner import RunFailed, days_between, prepare_environment, run_days
 
     settings = get_settings()
@@ -152,19 +155,27 @@ def _run(start: dt.date, end: dt.date, build_every_day: bool = False) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     with console.status("preparing the Dagster instance and the dbt manifest"):
-        instance = prepare_environment(settings)
+        instance = prepare_environment(settings, record=record_runs)
+    log_path = settings.data_dir / "logs" / "run.log"
+    # The runs' own output goes to the log; pin the console to the terminal it started on.
+    console.file = sys.stdout
     with _progress() as bar:
         task = bar.add_task("daily runs", total=len(days))
 
         def advance(day_run) -> None:
             what = "ingest + dbt build" if day_run.built_models else "ingest"
             bar.update(task, advance=1, description=f"{day_run.day} {what}")
+            if not console.is_terminal:
+                # No live bar in a log file: one line per day instead.
+                console.print(f"{day_run.day} {what} done in {day_run.seconds:.1f} s")
 
         try:
-            run_days(instance, days, build_every_day=build_every_day, on_day=advance)
+            run_days(instance, days, log_path, build_every_day=build_every_day, on_day=advance)
         except RunFailed as exc:
             console.print(f"[red]Run failed[/red] {exc}")
-            console.print("Nothing of the failed day was loaded; fix the file and run again.")
+            console.print(
+                "The failed step loaded nothing; fix the cause and run the same command again."
+            )
             sys.exit(1)
 
 
@@ -175,6 +186,7 @@ def _run(start: dt.date, end: dt.date, build_every_day: bool = False) -> None:
 def demo(customers: int, days: int, seed: int) -> None:
     """Simulate a shop and run the real daily job over it, then summarize. Safe to re-run."""
     from pipelines.summary import summarize
+    from pipelines.warehouse import Warehouse
 
     settings = get_settings()
     started = time.monotonic()
@@ -184,7 +196,7 @@ def demo(customers: int, days: int, seed: int) -> None:
     console.rule("2. Running the daily job, day by day")
     _run(sim.first_day, sim.last_day)
     console.rule("3. Summary")
-    _print_summary(summarize(settings.warehouse_path), settings.simulator_dir / "planted.json")
+    _print_summary(summarize(Warehouse(settings.data_dir)), settings.simulator_dir / "planted.json")
     console.print(f"Done in {time.monotonic() - started:.0f} s. Data in {settings.data_dir}.")
     console.print("Open the Dagster UI on this warehouse with [bold]make dev[/bold].")
 
@@ -203,10 +215,10 @@ def _print_summary(summary, planted_path: Path) -> None:
 
     rejects = Table(title="Rejected rows by reason (ops.ingest_rejects)")
     for col in ("entity", "reason", "rejected", "planted by the simulator"):
-        rejects.add_column(col, justify="right" if col in ("rejected", "planted by the simulator") else "left")
-    keys = sorted(set(summary.rejects) | {
-        (e, r) for e, reasons in planted_rejects.items() for r in reasons
-    })
+        rejects.add_column(col, justify="left" if col in ("entity", "reason") else "right")
+    keys = sorted(
+        set(summary.rejects) | {(e, r) for e, reasons in planted_rejects.items() for r in reasons}
+    )
     for entity, reason in keys:
         planted_n = planted_rejects.get(entity, {}).get(reason)
         rejects.add_row(

@@ -76,7 +76,7 @@ def _decode(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableFileError(
-            f"{path}: not valid UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"
+            f"{path}: not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
         ) from exc
 
 
@@ -98,13 +98,20 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
-def _frame(records: list[dict[str, str | None]], lines: list[int], problems: list[str | None],
-           entity: Entity) -> pl.DataFrame:
+def _frame(
+    records: list[dict[str, str | None]],
+    lines: list[int],
+    problems: list[str | None],
+    entity: Entity,
+) -> pl.DataFrame:
     columns = {c: [r.get(c) for r in records] for c in entity.column_names}
     return pl.DataFrame(
         {**columns, "_source_line": lines, "_problem": problems},
-        schema={**{c: pl.String for c in entity.column_names},
-                "_source_line": pl.Int64, "_problem": pl.String},
+        schema={
+            **{c: pl.String for c in entity.column_names},
+            "_source_line": pl.Int64,
+            "_problem": pl.String,
+        },
     )
 
 
@@ -126,7 +133,7 @@ def _read_csv(path: Path, entity: Entity) -> pl.DataFrame:
                 records.append({"_raw": json.dumps(row)})
                 problems.append(f"malformed record: {len(row)} fields, header has {len(header)}")
                 continue
-            records.append({h: (v if v.strip() else None) for h, v in zip(header, row)})
+            records.append({h: v if v.strip() else None for h, v in zip(header, row, strict=True)})
             problems.append(None)
     except csv.Error as exc:
         raise UnreadableFileError(f"{path}: line {reader.line_num}: {exc}") from exc
@@ -207,8 +214,10 @@ def _timestamp(col: pl.Expr) -> pl.Expr:
     naive = [
         text.str.to_datetime(f, strict=False).dt.replace_time_zone("UTC") for f in NAIVE_FORMATS
     ]
-    day = text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone(
-        "UTC"
+    day = (
+        text.str.to_date("%Y-%m-%d", strict=False)
+        .cast(pl.Datetime("us"))
+        .dt.replace_time_zone("UTC")
     )
     return pl.coalesce([*zoned, *naive, day])
 
@@ -366,7 +375,7 @@ def ingest_partition(
     result = IngestResult(entity=entity_name, partition=day, files=[str(f) for f in files])
     per_file: list[tuple[str, int, int, int]] = []
     good_parts, reject_parts = [], []
-    for path, frame in zip(files, frames):
+    for path, frame in zip(files, frames, strict=True):
         good, rejects = validate(frame, entity)
         per_file.append((str(path), frame.height, good.height, rejects.height))
         good_parts.append(good)

@@ -176,9 +176,7 @@ ENTITIES: dict[str, Entity] = {
                 "mnc": TEXT,
             },
             required=("message_uuid", "status", "occurred_at"),
-            enums={
-                "status": ("queued", "sent", "delivered", "undelivered", "failed", "rejected")
-            },
+            enums={"status": ("queued", "sent", "delivered", "undelivered", "failed", "rejected")},
         ),
         Entity(
             name="inbound_messages",
@@ -217,9 +215,7 @@ def partition_files(landing: Path, entity: str, day: dt.date) -> list[Path]:
     folder = partition_dir(landing, entity, day)
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lstrip(".") in FORMATS
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lstrip(".") in FORMATS)
 
 
 def landed_days(landing: Path) -> list[dt.date]:

@@ -24,7 +24,5 @@ def normalize_phone_series(raw: pl.Series, region: str = "US") -> tuple[pl.Serie
     distinct = raw.drop_nulls().unique().to_list()
     table = {value: normalize_phone(value, region) for value in distinct}
     e164 = pl.Series([table[v][0] if v is not None else None for v in raw], dtype=pl.String)
-    valid = pl.Series(
-        [table[v][1] if v is not None else None for v in raw], dtype=pl.Boolean
-    )
+    valid = pl.Series([table[v][1] if v is not None else None for v in raw], dtype=pl.Boolean)
     return e164, valid

@@ -26,8 +26,15 @@ def prepare_manifest() -> Path:
     newest = max(p.stat().st_mtime for p in sources)
     if not manifest.exists() or newest > manifest.stat().st_mtime:
         subprocess.run(
-            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_DIR),
-             "--profiles-dir", str(DBT_DIR)],
+            [
+                DBT_EXECUTABLE,
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_DIR),
+                "--profiles-dir",
+                str(DBT_DIR),
+            ],
             check=True,
         )
     return manifest

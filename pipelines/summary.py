@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 
 from pipelines.landing import ENTITIES
+from pipelines.warehouse import Warehouse
 
 
 @dataclass
@@ -19,18 +19,16 @@ class WarehouseSummary:
     models: dict[str, int] = field(default_factory=dict)
 
 
-def summarize(warehouse_path: Path) -> WarehouseSummary:
+def summarize(warehouse: Warehouse) -> WarehouseSummary:
     summary = WarehouseSummary()
-    if not warehouse_path.exists():
+    if not warehouse.path.exists():
         return summary
-    con = duckdb.connect(str(warehouse_path), read_only=True)
-    try:
+    # Even a read-only DuckDB connection blocks writers, so readers take the lock too.
+    with warehouse.lock(), duckdb.connect(str(warehouse.path), read_only=True) as con:
         for name in ENTITIES:
             summary.raw_rows[name] = con.execute(f"select count(*) from raw.{name}").fetchone()[0]
         summary.rows_in = dict(
-            con.execute(
-                "select entity, sum(rows_in) from ops.ingest_files group by entity"
-            ).fetchall()
+            con.execute("select entity, sum(rows_in) from ops.ingest_files group by 1").fetchall()
         )
         summary.rejects = {
             (entity, reason): n
@@ -42,13 +40,12 @@ def summarize(warehouse_path: Path) -> WarehouseSummary:
         summary.invalid_phones = con.execute(
             "select count(*) from raw.customers where phone is not null and not phone_valid"
         ).fetchone()[0]
-        for schema, table in con.execute(
+        tables = con.execute(
             """select table_schema, table_name from information_schema.tables
                where table_schema in ('staging', 'intermediate', 'marts')
                order by table_schema, table_name"""
-        ).fetchall():
+        ).fetchall()
+        for schema, table in tables:
             count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
             summary.models[f"{schema}.{table}"] = count
-    finally:
-        con.close()
     return summary

@@ -88,8 +88,11 @@ def test_typing_normalizes_timestamps_money_and_phones(tmp_path, con):
         landing,
         "customers",
         [
-            {"customer_id": "c1", "created_at": "2026-07-01T08:00:00-04:00",
-             "phone": "(305) 441-2233"},
+            {
+                "customer_id": "c1",
+                "created_at": "2026-07-01T08:00:00-04:00",
+                "phone": "(305) 441-2233",
+            },
             {"customer_id": "c2", "created_at": "2026-07-01", "phone": "12345"},
         ],
     )
@@ -113,7 +116,9 @@ BAD_VALUES = {
 }
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     plan=st.lists(
         st.one_of(
@@ -184,12 +189,27 @@ def test_non_positive_quantity_and_ragged_csv_rows_are_rejects(tmp_path, con):
         landing,
         "order_lines",
         [
-            {"order_id": "o1", "line_id": "1", "product_id": "p1", "quantity": "2",
-             "unit_price": "3.5"},
-            {"order_id": "o1", "line_id": "2", "product_id": "p1", "quantity": "0",
-             "unit_price": "3.5"},
-            {"order_id": "o1", "line_id": "3", "product_id": "p1", "quantity": "two",
-             "unit_price": "3.5"},
+            {
+                "order_id": "o1",
+                "line_id": "1",
+                "product_id": "p1",
+                "quantity": "2",
+                "unit_price": "3.5",
+            },
+            {
+                "order_id": "o1",
+                "line_id": "2",
+                "product_id": "p1",
+                "quantity": "0",
+                "unit_price": "3.5",
+            },
+            {
+                "order_id": "o1",
+                "line_id": "3",
+                "product_id": "p1",
+                "quantity": "two",
+                "unit_price": "3.5",
+            },
         ],
     )
     with open(path, "a") as handle:

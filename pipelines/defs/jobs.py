@@ -1,6 +1,5 @@
 import dagster as dg
 
-
 # The day's whole warehouse build: every landing entity ingested, then the dbt models.
 daily_ingest_job = dg.define_asset_job(
     "daily_ingest_job",

@@ -56,7 +56,10 @@ def build_ingest_asset(entity: str) -> dg.AssetsDefinition:
         yield dg.AssetCheckResult(
             check_name="counts_add_up",
             passed=result.rows_in == result.loaded + result.rejected,
-            metadata={"in": result.rows_in, "loaded_plus_rejected": result.loaded + result.rejected},
+            metadata={
+                "in": result.rows_in,
+                "loaded_plus_rejected": result.loaded + result.rejected,
+            },
             description="Every row read is either loaded or recorded in ops.ingest_rejects.",
         )
 
@@ -65,4 +68,3 @@ def build_ingest_asset(entity: str) -> dg.AssetsDefinition:
 
 
 ingest_assets = [build_ingest_asset(name) for name in ENTITIES]
-

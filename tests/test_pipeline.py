@@ -1,0 +1,81 @@
+"""The simulated shop through the real daily job: Dagster, the ingest and a real `dbt build`."""
+
+import json
+
+import duckdb
+import pytest
+
+from pipelines.landing import ENTITIES
+from pipelines.runner import days_between, prepare_environment, run_days
+from pipelines.settings import get_settings
+from pipelines.simulator import simulate
+from pipelines.summary import summarize
+from pipelines.warehouse import Warehouse
+
+
+def raw_snapshot(path):
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [f"raw.{name}" for name in ENTITIES] + ["ops.ingest_rejects", "ops.ingest_files"]
+        return {t: con.execute(f"select * from {t} order by all").fetchall() for t in tables}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("POSTPURCHASE_DATA_DIR", str(data))
+    mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))
+    settings = get_settings()
+    sim = simulate(
+        settings.landing_dir, days=5, customers=150, seed=11, truth_dir=settings.simulator_dir
+    )
+    instance = prepare_environment(settings)
+    days = days_between(sim.first_day, sim.last_day)
+    runs = run_days(instance, days, data / "logs" / "run.log")
+    yield settings, sim, instance, days, runs
+    mp.undo()
+
+
+def test_every_day_ran_and_models_were_built_at_the_end(world):
+    _, _, _, days, runs = world
+    assert [r.day for r in runs] == days
+    assert [r.built_models for r in runs] == [False] * (len(days) - 1) + [True]
+
+
+def test_every_entity_is_loaded_and_planted_rejects_are_found(world):
+    settings, sim, *_ = world
+    summary = summarize(Warehouse(settings.data_dir))
+    assert all(summary.raw_rows[e] > 0 for e in ENTITIES), summary.raw_rows
+    planted = json.loads((settings.simulator_dir / "planted.json").read_text())["malformed"]
+    expected = {(e, r): n for e, reasons in planted.items() for r, n in reasons.items()}
+    assert summary.rejects == expected
+    assert summary.invalid_phones > 0
+
+
+def test_counts_add_up_per_file(world):
+    settings, *_ = world
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        bad = con.execute(
+            "select source_file from ops.ingest_files where rows_in <> loaded + rejected"
+        ).fetchall()
+        per_file = con.execute(
+            """select f.source_file, f.rejected, count(r.source_line)
+               from ops.ingest_files f
+               left join ops.ingest_rejects r using (source_file)
+               group by all having f.rejected <> count(r.source_line)"""
+        ).fetchall()
+    assert bad == [] and per_file == []
+
+
+def test_dbt_staging_models_match_raw(world):
+    settings, *_ = world
+    summary = summarize(Warehouse(settings.data_dir))
+    assert summary.models["staging.stg_shop__orders"] == summary.raw_rows["orders"]
+    assert summary.models["staging.stg_shop__customers"] == summary.raw_rows["customers"]
+
+
+def test_running_every_day_again_changes_nothing(world):
+    settings, _, instance, days, _ = world
+    before = raw_snapshot(settings.warehouse_path)
+    run_days(instance, days, settings.data_dir / "logs" / "run.log")
+    assert raw_snapshot(settings.warehouse_path) == before
