@@ -37,9 +37,9 @@ test: install
 dev: install
 	mkdir -p $(POSTPURCHASE_DATA_DIR)/dagster_home
 	test -f $(POSTPURCHASE_DATA_DIR)/dagster_home/dagster.yaml || \
-		cp dagster.yaml $(POSTPURCHASE_DATA_DIR)/dagster_home/dagster.yaml
-	DAGSTER_HOME=$(POSTPURCHASE_DATA_DIR)/dagster_home PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
-		$(VENV)/bin/dg dev
+		cp dagster_instance.yaml $(POSTPURCHASE_DATA_DIR)/dagster_home/dagster.yaml
+	DAGSTER_HOME=$(POSTPURCHASE_DATA_DIR)/dagster_home VIRTUAL_ENV=$(CURDIR)/$(VENV) \
+		PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg dev --host 127.0.0.1
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -232,6 +232,13 @@ def _print_summary(summary, planted_path: Path) -> None:
         f"Customers with an invalid phone number (kept, flagged, never texted): "
         f"{summary.invalid_phones:,}"
     )
+    if summary.candidates:
+        queue = Table(title="Message candidates by flow and variant (marts.message_candidates)")
+        for col in ("flow", "experiment", "variant", "held out", "candidates"):
+            queue.add_column(col, justify="right" if col == "candidates" else "left")
+        for (flow, experiment, variant, held_out), n in summary.candidates.items():
+            queue.add_row(flow, experiment, variant, "yes" if held_out else "", f"{n:,}")
+        console.print(queue)
     if summary.models:
         models = Table(title="dbt models")
         models.add_column("model")

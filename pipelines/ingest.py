@@ -29,6 +29,7 @@ from pipelines.landing import (
     Entity,
     partition_files,
 )
+from pipelines.outbox import ensure_outbox
 from pipelines.phones import normalize_phone_series
 
 LINEAGE = ("_partition", "_source_file", "_source_line")
@@ -327,6 +328,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             reason varchar, detail varchar, record varchar
         )"""
     )
+    ensure_outbox(con)
     con.execute(
         """
         create table if not exists ops.ingest_files (

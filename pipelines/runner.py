@@ -45,7 +45,7 @@ def prepare_environment(settings: Settings, *, record: bool = False) -> dg.Dagst
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(ROOT / "dagster_instance.yaml", home / "dagster.yaml")
     from pipelines.project import prepare_manifest
 
     prepare_manifest()

@@ -17,6 +17,8 @@ class WarehouseSummary:
     rejects: dict[tuple[str, str], int] = field(default_factory=dict)
     invalid_phones: int = 0
     models: dict[str, int] = field(default_factory=dict)
+    # (flow, experiment, variant, held out) -> candidates in the message queue
+    candidates: dict[tuple[str, str, str, bool], int] = field(default_factory=dict)
 
 
 def summarize(warehouse: Warehouse) -> WarehouseSummary:
@@ -48,4 +50,12 @@ def summarize(warehouse: Warehouse) -> WarehouseSummary:
         for schema, table in tables:
             count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
             summary.models[f"{schema}.{table}"] = count
+        if "marts.message_candidates" in summary.models:
+            summary.candidates = {
+                (flow, experiment or "", variant or "", held_out): n
+                for flow, experiment, variant, held_out, n in con.execute(
+                    """select flow, experiment_key, variant_key, is_held_out, count(*)
+                       from marts.message_candidates group by all order by all"""
+                ).fetchall()
+            }
     return summary
