@@ -39,3 +39,13 @@ class Settings:
 
 def get_settings() -> Settings:
     return Settings(data_dir=Path(os.environ.get("POSTPURCHASE_DATA_DIR", "data")).resolve())
+
+
+# The analysts' experiment specs live in the repository, beside the code that runs them.
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def get_experiments_dir() -> Path:
+    """The folder of experiment specs: POSTPURCHASE_EXPERIMENTS_DIR, else the repo's own."""
+    override = os.environ.get("POSTPURCHASE_EXPERIMENTS_DIR")
+    return Path(override).resolve() if override else EXPERIMENTS_DIR

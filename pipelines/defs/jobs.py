@@ -1,9 +1,14 @@
 import dagster as dg
 
-# The day's whole warehouse build: every landing entity ingested, then the dbt models.
+from pipelines.defs.warehouse.assets import warehouse_models
+
+# The day's whole warehouse build: every landing entity ingested, then the whole dbt project.
+# Seeds have no upstream, so "downstream of ingest" alone would leave them (and the tests on
+# them) out of the build while the models that read them run.
 daily_ingest_job = dg.define_asset_job(
     "daily_ingest_job",
-    selection=dg.AssetSelection.groups("ingest").downstream(),
+    selection=dg.AssetSelection.groups("ingest").downstream()
+    | dg.AssetSelection.assets(warehouse_models),
     description="Ingest one day of landing files into raw, then build the dbt models as of it.",
 )
 
