@@ -248,5 +248,14 @@ def _print_summary(summary, planted_path: Path) -> None:
         console.print(models)
 
 
+def _register_commands() -> None:
+    # Commands that live beside their domain logic.
+    from pipelines.backtest import backtest_command
+
+    main.add_command(backtest_command)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()
