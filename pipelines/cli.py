@@ -44,6 +44,9 @@ def main() -> None:
 
     Everything is read from and written to POSTPURCHASE_DATA_DIR (default ./data).
     """
+    if not console.is_terminal:
+        # Logs and CI have no width; 80 columns would cut experiment and flow names.
+        console.width = max(console.width, 120)
 
 
 @main.command()
