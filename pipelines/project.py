@@ -11,8 +11,6 @@ DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-# Builds the manifest under `dg dev` / `dagster dev`; tests and the CLI call prepare_manifest().
-dbt_project.prepare_if_dev()
 
 
 def prepare_manifest() -> Path:
@@ -38,3 +36,9 @@ def prepare_manifest() -> Path:
             check=True,
         )
     return manifest
+
+
+# The dbt assets read the manifest when this package is imported, by `dg dev`, `dagster dev`,
+# a code server or a test. DbtProject.prepare_if_dev() would do this only under the dev
+# commands, and only with a `dbt` on PATH; this works from any entry point and virtualenv.
+prepare_manifest()
