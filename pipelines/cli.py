@@ -9,13 +9,11 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.console import console
 from pipelines.settings import get_settings
-
-console = Console()
 
 
 def _progress() -> Progress:
@@ -44,9 +42,6 @@ def main() -> None:
 
     Everything is read from and written to POSTPURCHASE_DATA_DIR (default ./data).
     """
-    if not console.is_terminal:
-        # Logs and CI have no width; 80 columns would cut experiment and flow names.
-        console.width = max(console.width, 120)
 
 
 @main.command()
@@ -254,8 +249,11 @@ def _print_summary(summary, planted_path: Path) -> None:
 def _register_commands() -> None:
     # Commands that live beside their domain logic.
     from pipelines.backtest import backtest_command
+    from pipelines.sender.cli import send_command, why_command
 
     main.add_command(backtest_command)
+    main.add_command(send_command)
+    main.add_command(why_command)
 
 
 _register_commands()
