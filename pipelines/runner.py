@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # The progress bar tells the story; Dagster's own step log would bury it.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 class RunFailed(Exception):

@@ -19,6 +19,8 @@ class WarehouseSummary:
     models: dict[str, int] = field(default_factory=dict)
     # (flow, experiment, variant, held out) -> candidates in the message queue
     candidates: dict[tuple[str, str, str, bool], int] = field(default_factory=dict)
+    # (flow, experiment, variant, outbox state) -> messages
+    outbox: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
 
 def summarize(warehouse: Warehouse) -> WarehouseSummary:
@@ -58,4 +60,11 @@ def summarize(warehouse: Warehouse) -> WarehouseSummary:
                        from marts.message_candidates group by all order by all"""
                 ).fetchall()
             }
+        summary.outbox = {
+            (flow, experiment or "", variant or "", state): n
+            for flow, experiment, variant, state, n in con.execute(
+                """select flow, experiment_key, variant_key, state, count(*)
+                   from ops.outbox group by all order by all"""
+            ).fetchall()
+        }
     return summary

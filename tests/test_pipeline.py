@@ -79,3 +79,36 @@ def test_running_every_day_again_changes_nothing(world):
     before = raw_snapshot(settings.warehouse_path)
     run_days(instance, days, settings.data_dir / "logs" / "run.log")
     assert raw_snapshot(settings.warehouse_path) == before
+
+
+def test_sending_after_the_run_and_why_explains_each_outcome(world, monkeypatch):
+    """What `postpurchase run` does after its build, then `postpurchase why` on the result."""
+    import datetime as dt
+
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+    from pipelines.sender.cli import send_at
+
+    settings, sim, *_ = world
+    monkeypatch.setenv("SMS_PROVIDER", "simulator")
+    monkeypatch.setenv("SEND_RATE_PER_SECOND", "50")
+    at = dt.datetime.combine(sim.last_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    report = send_at(at)
+    assert report.sent > 0 and report.failed == 0
+    # The simulated world answered: receipts land as files for the next day's ingest.
+    assert list((settings.landing_dir / "sms_delivery_receipts").glob("*/sim-*.parquet"))
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        examples = dict(
+            con.execute(
+                """select action, any_value(customer_id) from ops.send_decisions
+                   where action in ('send', 'suppress', 'defer') group by 1"""
+            ).fetchall()
+        )
+    assert {"send", "suppress"} <= set(examples)
+    for action, customer in examples.items():
+        result = CliRunner().invoke(main, ["why", customer])
+        assert result.exit_code == 0, result.output
+        assert customer in result.output
+        assert {"send": "sent", "suppress": "suppress", "defer": "defer"}[action] in result.output

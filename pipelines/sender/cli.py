@@ -46,46 +46,53 @@ def send_command(at: dt.datetime | None, provider: str | None, limit: int | None
 
     Without --at: the latest logical time the warehouse was built for.
     """
-    from pipelines.sender.provider import make_provider
-    from pipelines.sender.run import SendConfig, latest_logical_time, send_due
+    from pipelines.sender.run import latest_logical_time
 
     settings = get_settings()
-    try:
-        sender = get_sender_settings()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    warehouse = Warehouse(settings.data_dir)
     if at is None:
-        with warehouse.connect() as con:
+        with Warehouse(settings.data_dir).connect() as con:
             at = latest_logical_time(con)
         if at is None:
             raise click.UsageError("the warehouse has not been built yet: pass --at TIME")
     try:
-        chosen = make_provider(provider or sender.provider, at)
-    except ProviderConfigError as exc:
+        report = send_at(at, provider, limit)
+    except (ProviderConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
+    console.print(summary_table(report))
+
+
+def send_at(at: dt.datetime, provider: str | None = None, limit: int | None = None):
+    """One send run as of ``at`` through ``provider`` (default: SMS_PROVIDER), with progress."""
+    from pipelines.sender.provider import make_provider
+    from pipelines.sender.run import SendConfig, send_due
+
+    settings = get_settings()
+    sender = get_sender_settings()
+    chosen = make_provider(provider or sender.provider, at)
     config = SendConfig.from_settings(sender, events_dir=settings.events_dir)
     console.print(f"Sending as of {at:%Y-%m-%d %H:%M}Z through {chosen.name}")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("messages", total=None)
-        report = send_due(
-            warehouse,
-            chosen,
-            at,
-            limit=limit,
-            config=config,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    close = getattr(chosen, "close", None)
-    if callable(close):
-        close()
-    console.print(summary_table(report))
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("messages", total=None)
+            return send_due(
+                Warehouse(settings.data_dir),
+                chosen,
+                at,
+                limit=limit,
+                config=config,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        # The simulator writes the world's answers as landing files when it closes.
+        close = getattr(chosen, "close", None)
+        if callable(close):
+            close()
 
 
 def summary_table(report) -> Table:
