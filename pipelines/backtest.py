@@ -39,6 +39,7 @@ import polars as pl
 from scipy.stats import rankdata
 
 from pipelines import cadence
+from pipelines.ingest import parse_timestamp
 
 PAIR = ["customer_id", "product_id"]
 LOOKBACK_DAYS = 365
@@ -166,9 +167,12 @@ def purchase_events(orders: pl.DataFrame, order_lines: pl.DataFrame) -> pl.DataF
     )
     if "status" not in orders.columns:
         orders = orders.with_columns(pl.lit(None, pl.String).alias("status"))
-    # Orders are versioned by updated_at (latest wins); ISO 8601 text sorts in time order.
+    # Orders are versioned by updated_at (latest wins). Parsed, not sorted as text: exports mix
+    # offsets ("Z", "-05:00"), and text order is not time order across them.
     if "updated_at" in orders.columns:
-        orders = orders.sort(pl.col("updated_at").cast(pl.String), nulls_last=False)
+        orders = orders.sort(
+            parse_timestamp(pl.col("updated_at").cast(pl.String)), nulls_last=False
+        )
     orders = orders.unique("order_id", keep="last", maintain_order=True)
     if "line_id" in order_lines.columns:
         order_lines = order_lines.unique(["order_id", "line_id"], keep="last", maintain_order=True)

@@ -209,7 +209,8 @@ def read_landing_file(path: Path, entity: Entity) -> pl.DataFrame:
 # --- typing and validation -------------------------------------------------------------------
 
 
-def _timestamp(col: pl.Expr) -> pl.Expr:
+def parse_timestamp(col: pl.Expr) -> pl.Expr:
+    """ISO 8601 text (with offset, `Z`, naive = UTC, or a bare date) as UTC; bad values null."""
     text = col.str.replace(r"[Zz]$", "+00:00")
     zoned = [text.str.to_datetime(f, strict=False, time_zone="UTC") for f in ZONED_FORMATS]
     naive = [
@@ -245,7 +246,7 @@ def _boolean(col: pl.Expr) -> pl.Expr:
     )
 
 
-PARSERS = {TIMESTAMP: _timestamp, INTEGER: _integer, MONEY: _money, BOOLEAN: _boolean}
+PARSERS = {TIMESTAMP: parse_timestamp, INTEGER: _integer, MONEY: _money, BOOLEAN: _boolean}
 PARSE_REASONS = {
     TIMESTAMP: "invalid timestamp",
     INTEGER: "invalid integer",

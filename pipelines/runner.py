@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +84,6 @@ def run_days(
     them daily, since every model works as of its logical time from the full history, and it
     saves the dbt start-up (about ten seconds) on every day in between.
     """
-    import time
-
     from pipelines.definitions import defs
     from pipelines.defs.ingest.assets import ingest_asset_key
     from pipelines.landing import ENTITIES

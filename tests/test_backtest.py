@@ -419,3 +419,20 @@ def test_online_retail_model_beats_the_baselines_by_the_target_margin(tmp_path: 
     assert 0.15 < best_top < 0.21
     assert model["auc"] > best_auc + 0.03
     assert model["precision_at_1pct"] > best_top + 0.03
+
+
+def test_latest_order_version_wins_across_mixed_offsets():
+    """10:00-05:00 is 15:00Z, later than 12:00Z, though it sorts earlier as text."""
+    orders = pl.DataFrame(
+        {
+            "order_id": ["o1", "o1"],
+            "customer_id": ["c1", "c1"],
+            "ordered_at": ["2026-08-01T09:00:00Z", "2026-08-01T09:00:00Z"],
+            "status": ["cancelled", "paid"],
+            "updated_at": ["2026-08-01T10:00:00-05:00", "2026-08-01T12:00:00Z"],
+        }
+    )
+    lines = pl.DataFrame(
+        {"order_id": ["o1"], "line_id": ["1"], "product_id": ["p1"], "quantity": ["1"]}
+    )
+    assert backtest.purchase_events(orders, lines).is_empty()
