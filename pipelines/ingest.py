@@ -319,9 +319,20 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw tables and the ops bookkeeping tables if they are missing."""
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists ops")
+    existing = set(
+        con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'raw'"
+        ).fetchall()
+    )
+    tables = {table for table, _ in existing}
     for entity in ENTITIES.values():
         cols = ", ".join(f"{n} {t}" for n, t in raw_columns(entity))
         con.execute(f"create table if not exists raw.{entity.name} ({cols})")
+        # A column added to the contract later joins a table made before it, empty for old rows.
+        for name, kind in raw_columns(entity):
+            if entity.name in tables and (entity.name, name) not in existing:
+                con.execute(f"alter table raw.{entity.name} add column {name} {kind}")
     con.execute(
         """
         create table if not exists ops.ingest_rejects (

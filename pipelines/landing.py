@@ -188,8 +188,16 @@ ENTITIES: dict[str, Entity] = {
                 "text": TEXT,
                 "received_at": TIMESTAMP,
                 "intent": TEXT,
+                # What the callback service did with it (absent from other sources): action is
+                # opt_out, opt_in, help, score or text; a score names the survey it answered
+                # and the loyalty points it earned (0 when that survey was already answered).
+                "action": TEXT,
+                "survey_key": TEXT,
+                "score": INTEGER,
+                "points": INTEGER,
             },
             required=("message_uuid", "from_number", "received_at"),
+            enums={"action": ("opt_out", "opt_in", "help", "score", "text")},
         ),
         Entity(
             name="link_clicks",

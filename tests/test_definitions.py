@@ -18,7 +18,7 @@ def test_definitions_load_with_jobs_schedule_sensor(data_dir):
     job = defs.resolve_job_def("daily_ingest_job")
     assert job.partitions_def is not None
     assert {s.name for s in defs.schedules} == {"daily_ingest_schedule", "hourly_send_schedule"}
-    assert {s.name for s in defs.sensors} == {"landing_sensor"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "callback_events_sensor"}
     keys = defs.resolve_all_asset_keys()
     for entity in ENTITIES:
         assert ingest_asset_key(entity) in keys

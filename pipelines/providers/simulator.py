@@ -1,11 +1,15 @@
 """A provider whose recipients are the simulated shop's customers: the demo world answers.
 
 Every send is accepted at once, and the world's answer to it (delivery receipts, link clicks,
-replies, orders the text caused) is buffered and written to the landing folder by `flush()`
-as new, immutable files, through the same landing contract a real shop's exports and Plivo's
-callbacks use. Events land on the UTC day they happen, which is often after the send (a
-reorder five days later lands five days later): the landing sensor and `postpurchase run`
-pick up new files in past and future day folders alike.
+replies, orders the text caused) is buffered until `flush()`. Receipts, replies and clicks then
+go through the callback service's own handlers, in time order, exactly as Plivo's callbacks
+and the phones' clicks would (in-process, without HTTP or signatures): a STOP is written to the
+suppression file the sender reads, a survey answer earns its points, and every event is
+appended to the event log in a segment of this provider's own, which is sealed and landed at
+once. Orders are the shop's exports and are written to landing directly. Everything lands as
+new, immutable files on the UTC day it happens, which is often after the send (a reorder five
+days later lands five days later): the landing sensor and `postpurchase run` pick up new files
+in past and future day folders alike.
 
 Nothing here reads the wall clock: the send time is the sender's logical time, from `clock`
 or `set_time`. What the world does with a message depends only on (seed, number, text, send
@@ -24,8 +28,20 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.callbacks.eventlog import EventLog
+from pipelines.callbacks.handlers import (
+    CallbackContext,
+    Handled,
+    handle_click,
+    handle_inbound,
+    status_record,
+)
+from pipelines.callbacks.journal import Link
+from pipelines.callbacks.loading import land_segment
+from pipelines.callbacks.replies import ReplyBranding
 from pipelines.landing import ENTITIES, write_landing_file
 from pipelines.providers.base import SendRequest, SendResult
+from pipelines.settings import SenderSettings
 from pipelines.simulator.recipients import WorldView
 from pipelines.simulator.responses import (
     DEFAULT_BRAND_NUMBER,
@@ -37,6 +53,9 @@ from pipelines.simulator.responses import (
 )
 
 FILE_PREFIX = "sim-"
+LOG_WRITER = "sim"  # its segments land as sim-<hash> files, like the orders
+# Events the callback service receives; the rest (orders) are the shop's own exports.
+CALLBACK_ENTITIES = frozenset({"sms_delivery_receipts", "inbound_messages", "link_clicks"})
 FLUSH_AT_ROWS = 50_000  # buffered rows that trigger a flush, to bound memory on long runs
 # Within a file rows are ordered by time, then key: the same rows give the same bytes.
 _TIME_COLUMN = {
@@ -62,8 +81,17 @@ class SimulatorProvider:
         clock: Callable[[], dt.datetime] | None = None,
         brand_number: str = DEFAULT_BRAND_NUMBER,
         flush_at_rows: int = FLUSH_AT_ROWS,
+        events_dir: Path | None = None,
+        branding: ReplyBranding | None = None,
     ) -> None:
         self.landing_dir = Path(landing_dir)
+        # The callback service's folder: beside landing, as in every data directory.
+        self.events_dir = Path(events_dir) if events_dir else self.landing_dir.parent / "events"
+        defaults = SenderSettings()
+        self.branding = branding or ReplyBranding(defaults.brand_name, defaults.support_contact)
+        self._context: CallbackContext | None = None
+        self._callbacks: list[Event] = []
+        self.unresolved_clicks = 0  # clicks the service would answer 404
         self.truth_dir = Path(truth_dir)
         if self.truth_dir.resolve() == self.landing_dir.resolve() or (
             self.truth_dir.resolve().is_relative_to(self.landing_dir.resolve())
@@ -120,7 +148,10 @@ class SimulatorProvider:
     def _buffer_events(self, events: list[Event]) -> None:
         with self._lock:
             for event in events:
-                self._buffer[(event.entity, event.day)].append(event.row)
+                if event.entity in CALLBACK_ENTITIES and event.callback is not None:
+                    self._callbacks.append(event)
+                else:
+                    self._buffer[(event.entity, event.day)].append(event.row)
             self._buffered += len(events)
             full = self._buffered >= self.flush_at_rows
         if full:
@@ -136,13 +167,56 @@ class SimulatorProvider:
         """
         with self._lock:
             buffer, self._buffer, self._buffered = self._buffer, defaultdict(list), 0
+            callbacks, self._callbacks = self._callbacks, []
             written = [
                 path
                 for (entity, day), rows in sorted(buffer.items())
                 if (path := self._write(entity, day, rows)) is not None
             ]
+            written += self._through_callbacks(callbacks)
             self._written += written
         return written
+
+    def _through_callbacks(self, events: list[Event]) -> list[Path]:
+        """Hand receipts, replies and clicks to the callback handlers, log and land them."""
+        if not events:
+            return []
+        if self._context is None:
+            self._context = CallbackContext.open(self.events_dir, self.branding, "simulator")
+        ctx = self._context
+        # In time order, as they would arrive: the first answer to a survey is the one that
+        # earns its points, whichever thread sent the survey first.
+        events = sorted(events, key=lambda e: (e.at, e.entity, sorted(e.callback.items())))
+        records, credited = [], []
+        for event in events:
+            form = event.callback
+            if event.entity == "sms_delivery_receipts":
+                records.append(status_record(form, event.at))
+            elif event.entity == "inbound_messages":
+                handled: Handled = handle_inbound(form, ctx, event.at)
+                records.append(handled.record)
+                credited.append(handled)
+            else:
+                # The phone opens the URL in its text. The sender journals every link it sends;
+                # a text sent to the simulator directly (its tests) has a link no journal knows,
+                # and the simulator vouches for it rather than lose every click to a 404.
+                ctx.links.register(Link(form["code"], form["url"]))
+                click = handle_click(
+                    form["code"], form["user_agent"], ctx, event.at, click_id=form["click_id"]
+                )
+                if click is None:
+                    self.unresolved_clicks += 1
+                else:
+                    records.append(click.record)
+        log = EventLog(self.events_dir, LOG_WRITER)
+        try:
+            log.write(records)
+            segment = log.rotate()
+        finally:
+            log.close()
+        for handled in credited:
+            handled.logged()
+        return land_segment(segment, self.landing_dir) if segment else []
 
     def _write(self, entity: str, day: dt.date, rows: list[dict[str, str | None]]) -> Path | None:
         if not rows:
@@ -166,6 +240,10 @@ class SimulatorProvider:
     def close(self) -> None:
         """Flush what is left; the provider may still be used afterwards."""
         self.flush()
+        with self._lock:
+            if self._context is not None:
+                self._context.close()
+                self._context = None
 
     @property
     def written(self) -> list[Path]:

@@ -91,6 +91,10 @@ class Suppression:
     phone_e164: str
     reason: str
     recorded_at: dt.datetime
+    # Recorded as it happened by the live callback service: it exists only once it happened,
+    # so it binds every send from then on, even one whose logical time is earlier (the hourly
+    # run for 10:00 that starts at 10:05 must honour a STOP of 10:02).
+    realtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def late_opt_out(
     live = [
         s
         for s in suppressed
-        if s.recorded_at <= at and (changed is None or s.recorded_at > changed)
+        if (s.recorded_at <= at or s.realtime) and (changed is None or s.recorded_at > changed)
     ]
     return max(live, key=lambda s: s.recorded_at) if live else None
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.callbacks.journal import record_outgoing
 from pipelines.flows import FLOWS, MARKETING
 from pipelines.messaging.frequency import Caps
 from pipelines.messaging.rate_limit import InFlightLimit, TokenBucket
@@ -124,6 +125,9 @@ class SendConfig:
         return min(self.max_in_flight, max(4, math.ceil(2 * self.rate_per_second)))
 
 
+_COUNTS = ("candidates", "sent", "held_out", "failed", "unknown", "recovered")
+
+
 @dataclass
 class SendReport:
     logical_time: dt.datetime
@@ -140,6 +144,13 @@ class SendReport:
     attempts: int = 0
     segments: int = 0
     cost: Decimal = Decimal(0)
+
+    def add(self, other: SendReport) -> None:
+        """Fold another run's counts into this one (the demo's hours into its days)."""
+        for name in (*_COUNTS, "requests", "attempts", "segments", "cost"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.deferred.update(other.deferred)
+        self.suppressed.update(other.suppressed)
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -240,7 +251,9 @@ def load_suppressions(
 ) -> dict[str, list[Suppression]]:
     """Opt-outs recorded after the models ran: ops.suppressions and the callback service's log.
 
-    Only those recorded by `at` count, so a backfill sees what was known then.
+    Only those recorded by `at` count, so a backfill sees what was known then; except the
+    live callback service's (source "callback"), which exist only once they happened and
+    so bind every send from then on, whatever its logical time.
     """
     found: dict[str, list[Suppression]] = defaultdict(list)
     rows = con.execute(
@@ -249,6 +262,9 @@ def load_suppressions(
     ).fetchall()
     for phone, reason, recorded_at in rows:
         found[phone].append(Suppression(phone, reason or "opt-out", recorded_at))
+    # A START in the log (action "resubscribe") lifts the opt-outs recorded for its number up
+    # to that moment; an opt-out at the same instant still wins.
+    resubscribed: dict[str, dt.datetime] = {}
     log_file = events_dir / "suppressions.jsonl" if events_dir else None
     if log_file and log_file.exists():
         for line_no, line in enumerate(log_file.read_text(encoding="utf-8").splitlines(), 1):
@@ -264,10 +280,17 @@ def load_suppressions(
                 # A torn last line from a writer that died: skip it, never the whole log.
                 log.warning("%s line %d is not a suppression event; skipped", log_file, line_no)
                 continue
-            if recorded_at <= at:
+            realtime = event.get("source") == "callback"
+            if recorded_at > at and not realtime:
+                continue
+            if event.get("action") == "resubscribe":
+                resubscribed[phone] = max(recorded_at, resubscribed.get(phone, recorded_at))
+            else:
                 found[phone].append(
-                    Suppression(phone, event.get("reason") or "opt-out", recorded_at)
+                    Suppression(phone, event.get("reason") or "opt-out", recorded_at, realtime)
                 )
+    for phone, when in resubscribed.items():
+        found[phone] = [s for s in found[phone] if s.recorded_at >= when]
     return found
 
 
@@ -558,6 +581,8 @@ def send_due(
         _record_decisions(con, at, decided)
         _insert_outbox(con, final_rows, attempted=False)
         con.execute("commit")
+        # Links and surveys go to the callback service's journal before any text leaves.
+        record_outgoing(config.events_dir, at, to_send, variant_params)
         _dispatch(con, provider, at, to_send, config, report, progress)
     return report
 

@@ -5,6 +5,10 @@ seeded by the message's uuid (itself derived from seed, number, text and send ti
 per-person trait from a stream seeded by the customer id. So the same sends give the same
 events whatever order, thread or process they arrive in. All events carry times after the
 send's logical time; none reads the wall clock.
+
+Receipts, replies and clicks also carry what the callback service would receive for them
+(Plivo's form fields, or the clicked URL), so the provider can pass them through the service's
+own handlers; orders are the shop's exports and go straight to landing.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class Event:
     entity: str
     at: dt.datetime
     row: dict[str, str | None]
+    # For receipts, replies and clicks: what reaches the callback service (Plivo's form, or
+    # the phone's GET of a short link), so they go through the service's own handlers.
+    callback: dict[str, str] | None = None
 
     @property
     def day(self) -> dt.date:
@@ -84,6 +91,35 @@ def _uniform(seed: int, *parts: str) -> float:
 
 def iso(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def plivo_time(at: dt.datetime) -> str:
+    """A time as Plivo's callbacks write it ("2026-08-05 15:00:01 +0000"), to the millisecond."""
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " +0000"
+
+
+# Plivo's status callback names the status's own time in one of these fields.
+_TIME_FIELD = {"queued": "QueuedTime", "sent": "SentTime"}
+
+
+def _status_form(row: dict[str, str | None], msg: Message, brand: str, at: dt.datetime) -> dict:
+    form = {
+        "MessageUUID": row["message_uuid"],
+        "Status": row["status"],
+        "Sequence": row["sequence"],
+        "To": msg.destination.lstrip("+"),
+        "From": brand,
+        "Type": "sms",
+        "Units": row["units"],
+        "TotalRate": row["total_rate"],
+        "TotalAmount": row["total_amount"],
+        "MCC": row["mcc"],
+        "MNC": row["mnc"],
+        "ErrorCode": row["error_code"],
+        "MessageTime": plivo_time(msg.sent_at),
+        _TIME_FIELD.get(row["status"] or "", "DeliveryReportTime"): plivo_time(at),
+    }
+    return {k: v for k, v in form.items() if v is not None}
 
 
 def _after(at: dt.datetime, seconds: float) -> dt.datetime:
@@ -124,7 +160,7 @@ def _outcome(
 
 
 def _receipts(
-    seed: int, msg: Message, status: str, code: str | None, rng: random.Random
+    seed: int, msg: Message, status: str, code: str | None, rng: random.Random, brand: str
 ) -> tuple[list[Event], dt.datetime]:
     try:
         units = min(segments(msg.text), MAX_SEGMENTS_BILLED)
@@ -143,25 +179,20 @@ def _receipts(
     events = []
     for sequence, (state, at, error) in enumerate(steps, start=1):
         billed = units if status != "failed" else 0
-        events.append(
-            Event(
-                "sms_delivery_receipts",
-                at,
-                {
-                    "message_uuid": msg.uuid,
-                    "status": state,
-                    "occurred_at": iso(at),
-                    "sequence": str(sequence),
-                    "error_code": error,
-                    "units": str(units),
-                    "total_rate": effects.RATE_PER_SEGMENT,
-                    "total_amount": f"{billed * effects.RATE_MICRO_DOLLARS / 1_000_000:.5f}",
-                    # The network is known once the message leaves the queue.
-                    "mcc": None if state == "queued" else mcc,
-                    "mnc": None if state == "queued" else mnc,
-                },
-            )
-        )
+        row = {
+            "message_uuid": msg.uuid,
+            "status": state,
+            "occurred_at": iso(at),
+            "sequence": str(sequence),
+            "error_code": error,
+            "units": str(units),
+            "total_rate": effects.RATE_PER_SEGMENT,
+            "total_amount": f"{billed * effects.RATE_MICRO_DOLLARS / 1_000_000:.5f}",
+            # The network is known once the message leaves the queue.
+            "mcc": None if state == "queued" else mcc,
+            "mnc": None if state == "queued" else mnc,
+        }
+        events.append(Event("sms_delivery_receipts", at, row, _status_form(row, msg, brand, at)))
     return events, steps[-1][1]
 
 
@@ -263,30 +294,37 @@ def _link(seen: Recognized | None, text: str) -> str | None:
     return found[0] if found else None
 
 
-def _click(msg: Message, code: str, n: int, at: dt.datetime, agent: str) -> Event:
+def _click(msg: Message, link: str, code: str, n: int, at: dt.datetime, agent: str) -> Event:
     click_id = "clk_" + hashlib.sha256(f"{msg.uuid}\x00{n}".encode()).hexdigest()[:16]
     return Event(
         "link_clicks",
         at,
         {"click_id": click_id, "short_code": code, "clicked_at": iso(at), "user_agent": agent},
+        {"url": link, "code": code, "user_agent": agent, "click_id": click_id},
     )
 
 
 def _inbound(
     msg: Message, n: int, at: dt.datetime, text: str, intent: str | None, brand: str
 ) -> Event:
-    return Event(
-        "inbound_messages",
-        at,
-        {
-            "message_uuid": str(uuid.uuid5(NAMESPACE, f"{msg.uuid}\x00reply\x00{n}")),
-            "from_number": msg.destination.lstrip("+"),  # Plivo drops the "+"
-            "to_number": brand,
-            "text": text,
-            "received_at": iso(at),
-            "intent": intent,
-        },
-    )
+    row = {
+        "message_uuid": str(uuid.uuid5(NAMESPACE, f"{msg.uuid}\x00reply\x00{n}")),
+        "from_number": msg.destination.lstrip("+"),  # Plivo drops the "+"
+        "to_number": brand,
+        "text": text,
+        "received_at": iso(at),
+        "intent": intent,
+    }
+    form = {
+        "MessageUUID": row["message_uuid"],
+        "From": row["from_number"],
+        "To": brand,
+        "Text": text,
+        "Type": "sms",
+        "Units": "1",
+        **({"MessageIntent": intent} if intent else {}),
+    }
+    return Event("inbound_messages", at, row, form)
 
 
 def satisfaction(seed: int, customer_id: str) -> float:
@@ -353,7 +391,7 @@ def respond(
     upsell = seen is not None and seen.flow == "order_confirmation" and "product" in seen.values
     marketing = upsell or (seen is not None and FLOWS[seen.flow].is_marketing)
     status, code = _outcome(seed, msg, person is not None, marketing, rng)
-    events, final_at = _receipts(seed, msg, status, code, rng)
+    events, final_at = _receipts(seed, msg, status, code, rng, brand_number)
     if status != "delivered" or person is None:
         return events
 
@@ -387,11 +425,12 @@ def respond(
 
     if code_ is not None:
         if bot_u < effects.PREVIEW_BOT_P:
-            events.append(_click(msg, code_, 0, _after(final_at, 1 + 2 * bot_u), PREVIEW_BOT))
+            bot_at = _after(final_at, 1 + 2 * bot_u)
+            events.append(_click(msg, link, code_, 0, bot_at, PREVIEW_BOT))
         if clicked:
-            events.append(_click(msg, code_, 1, first_click, agents[0]))
+            events.append(_click(msg, link, code_, 1, first_click, agents[0]))
             if again_u < effects.SECOND_CLICK_P:
-                events.append(_click(msg, code_, 2, second_click, agents[1]))
+                events.append(_click(msg, link, code_, 2, second_click, agents[1]))
 
     events += _replies(seed, msg, seen, person, final_at, rng, brand_number)
     return events
