@@ -20,9 +20,13 @@ def _number(value: Any, field: str) -> float:
     # bool is an int in Python; true/false in JSON is never a count.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{field} must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range, e.g. 10**400 in the JSON
+        raise ValueError(f"{field} must be finite, got an integer too large for a float") from None
+    if not math.isfinite(number):
         raise ValueError(f"{field} must be finite, got {value!r}")
-    return float(value)
+    return number
 
 
 def _arm(payload: dict, name: str, metric_type: str) -> ArmSummary:
@@ -68,7 +72,8 @@ def _interval(effect: Effect) -> list[float | None]:
 def compare(payload: dict) -> dict:
     """Validate the payload and return plain JSON types (NaN, e.g. a zero baseline, as null).
 
-    Fixed-horizon results are always present. "sequential" adds always-valid intervals on both
+    Fixed-horizon results (with the standard errors and Welch df behind them, for checking by
+    hand) are always present. "sequential" adds always-valid intervals on both
     scales and ``p_value_sequential`` (relative scale, pairing with ``ci_relative_sequential``;
     ``p_value_absolute_sequential`` pairs with ``ci_absolute_sequential``). "bayesian" adds
     expected losses on the relative scale. ``chance_to_win`` is on the relative scale, as in
@@ -98,11 +103,15 @@ def compare(payload: dict) -> dict:
         "method": method,
         "alpha": alpha,
         "effect_absolute": _json(absolute.estimate),
+        "se_absolute": _json(absolute.se),
         "ci_absolute": _interval(absolute),
         "p_value_absolute": _json(absolute.p_value),
         "lift_relative": _json(relative.estimate),
+        "se_relative": _json(relative.se),
         "ci_relative": _interval(relative),
         "p_value_relative": _json(relative.p_value),
+        # Welch-Satterthwaite, from the absolute-scale variances, used on both scales.
+        "df": _json(absolute.df),
         "chance_to_win": _json(chance_to_win(relative.estimate, relative.se)),
     }
 

@@ -28,7 +28,7 @@ def welch_df(
 ) -> np.ndarray:
     """Welch-Satterthwaite degrees of freedom from the variances of the two arm means."""
     va, vb, n_a, n_b = floats(var_mean_a), floats(var_mean_b), floats(n_a), floats(n_b)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
 
 
@@ -41,12 +41,13 @@ def t_inference(
     """
     estimate, se, df, alpha = floats(estimate), floats(se), floats(df), check_alpha(alpha)
     quantile = stats.t.ppf(1 - alpha / 2, df)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Degenerate input (a zero baseline makes the relative estimate and se infinite) gives
+    # NaN, quietly: callers report it as missing.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # sf rather than 1 - cdf keeps tiny p-values from rounding to zero.
         p_value = 2 * stats.t.sf(np.abs(estimate) / se, df)
-    return unwrap_all(
-        Effect(estimate, se, df, estimate - quantile * se, estimate + quantile * se, p_value)
-    )
+        low, high = estimate - quantile * se, estimate + quantile * se
+    return unwrap_all(Effect(estimate, se, df, low, high, p_value))
 
 
 def absolute_effect(control: ArmSummary, treatment: ArmSummary, alpha: ArrayLike = 0.05) -> Effect:
@@ -66,7 +67,7 @@ def relative_effect(control: ArmSummary, treatment: ArmSummary, alpha: ArrayLike
     is negative (gbstats 0.8.0 divided by m_a; its later versions use |m_a|).
     """
     m_a, m_b = floats(control.mean), floats(treatment.mean)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         var_a = floats(control.variance) / floats(control.n)
         var_b = floats(treatment.variance) / floats(treatment.n)
         estimate = (m_b - m_a) / np.abs(m_a)

@@ -20,7 +20,7 @@ from ._arrays import check_alpha, floats, unwrap, unwrap_all
 
 class Plan(NamedTuple):
     units_per_arm: np.ndarray  # last axis follows the weights; rounded up
-    total_units: np.ndarray  # needed across all arms, rounded up
+    total_units: np.ndarray  # the arms' units added up
     days: np.ndarray  # at daily_units, rounded up to whole days
 
 
@@ -96,11 +96,8 @@ def plan(
     var_c, var_t, delta = _variances(baseline, mde, sd)
     # Total units N with N w_c in control and N w_t in the smallest treatment arm.
     total = _z_sum(alpha, power) ** 2 * (var_c / weights[0] + var_t / weights[1:].min()) / delta**2
-    per_arm = np.ceil(total[..., np.newaxis] * weights)
-    return unwrap_all(
-        Plan(
-            per_arm.astype(np.int64),
-            np.ceil(total).astype(np.int64),
-            np.ceil(total / daily).astype(np.int64),
-        )
-    )
+    per_arm = np.ceil(total[..., np.newaxis] * weights).astype(np.int64)
+    # The total is the arms added up, so a table of the plan adds up; rounding each arm up
+    # costs at most one unit per arm over ceil(total).
+    total_units = per_arm.sum(axis=-1)
+    return unwrap_all(Plan(per_arm, total_units, np.ceil(total_units / daily).astype(np.int64)))

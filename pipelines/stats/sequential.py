@@ -30,10 +30,12 @@ def half_width(
     se, n, tuning, alpha = floats(se), floats(n_total), floats(tuning), check_alpha(alpha)
     _check_tuning(tuning)
     rho2 = (-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning
-    s = se * np.sqrt(n)
-    return unwrap(
-        s * np.sqrt(2 * (n * rho2 + 1) * np.log(np.sqrt(n * rho2 + 1) / alpha) / (n * n * rho2))
-    )
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = se * np.sqrt(n)
+        width = s * np.sqrt(
+            2 * (n * rho2 + 1) * np.log(np.sqrt(n * rho2 + 1) / alpha) / (n * n * rho2)
+        )
+    return unwrap(width)
 
 
 def _width_over_se_squared(u: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -87,13 +89,10 @@ def sequential_effect(
     width = floats(half_width(effect.se, n_total, tuning, alpha))
     estimate = floats(effect.estimate)
     p_value = sequential_p_value(estimate, effect.se, n_total, tuning)
+    with np.errstate(invalid="ignore"):  # an infinite estimate and width (zero baseline)
+        low, high = estimate - width, estimate + width
     return unwrap_all(
         Effect(
-            estimate,
-            floats(effect.se),
-            np.full_like(estimate, np.inf),
-            estimate - width,
-            estimate + width,
-            floats(p_value),
+            estimate, floats(effect.se), np.full_like(estimate, np.inf), low, high, floats(p_value)
         )
     )
