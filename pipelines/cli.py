@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines.console import console
+from pipelines.sender.cli import summary_table
 from pipelines.settings import get_settings
 
 
@@ -154,7 +156,7 @@ def run(start: dt.date, end: dt.date, build_every_day: bool, record_runs: bool, 
 def _send_after(day: dt.date) -> None:
     """Send what is due once the day is over, as the hourly sender would at midnight UTC."""
     from pipelines.providers.errors import ProviderConfigError
-    from pipelines.sender.cli import send_at, summary_table
+    from pipelines.sender.cli import send_at
 
     at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     try:
@@ -166,21 +168,20 @@ def _send_after(day: dt.date) -> None:
     console.print(summary_table(report))
 
 
-def _run(
-    start: dt.date, end: dt.date, build_every_day: bool = False, record_runs: bool = False
-) -> None:
-    from pipelines.runner import RunFailed, days_between, prepare_environment, run_days
+def _run(start: dt.date, end: dt.date, build_every_day: bool = False, record_runs: bool = False):
+    """The daily job for each day, with progress; returns the Dagster instance it used."""
+    from pipelines.runner import RunFailed, days_between, run_days
 
     settings = get_settings()
     try:
         days = days_between(start, end)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    with console.status("preparing the Dagster instance and the dbt manifest"):
-        instance = prepare_environment(settings, record=record_runs)
-    log_path = settings.data_dir / "logs" / "run.log"
-    # The runs' own output goes to the log; pin the console to the terminal it started on.
-    console.file = sys.stdout
+    instance = _prepare(settings, record_runs)
+    # Without the Dagster daemon no sensor lands the callback service's sealed log segments.
+    from pipelines.callbacks.loading import land_sealed
+
+    land_sealed(settings.events_dir, settings.landing_dir)
     with _progress() as bar:
         task = bar.add_task("daily runs", total=len(days))
 
@@ -191,41 +192,136 @@ def _run(
                 # No live bar in a log file: one line per day instead.
                 console.print(f"{day_run.day} {what} done in {day_run.seconds:.1f} s")
 
-        try:
-            run_days(instance, days, log_path, build_every_day=build_every_day, on_day=advance)
-        except RunFailed as exc:
-            console.print(f"[red]Run failed[/red] {exc}")
-            console.print(
-                "The failed step loaded nothing; fix the cause and run the same command again."
+        with _exit_on_failure(RunFailed):
+            run_days(
+                instance,
+                days,
+                _log_path(settings),
+                build_every_day=build_every_day,
+                on_day=advance,
             )
-            sys.exit(1)
+    return instance
+
+
+def _prepare(settings, record_runs: bool = False):
+    from pipelines.runner import prepare_environment
+
+    with console.status("preparing the Dagster instance and the dbt manifest"):
+        instance = prepare_environment(settings, record=record_runs)
+    # The runs' own output goes to the log; pin the console to the terminal it started on.
+    console.file = sys.stdout
+    return instance
+
+
+def _log_path(settings) -> Path:
+    return settings.data_dir / "logs" / "run.log"
+
+
+@contextlib.contextmanager
+def _exit_on_failure(failure: type[Exception]):
+    try:
+        yield
+    except failure as exc:
+        console.print(f"[red]Run failed[/red] {exc}")
+        console.print(
+            "The failed step loaded nothing; fix the cause and run the same command again."
+        )
+        sys.exit(1)
 
 
 @main.command()
 @click.option("--customers", default=2000, show_default=True)
-@click.option("--days", default=60, show_default=True)
+@click.option("--days", default=60, show_default=True, help="Days simulated in all.")
+@click.option(
+    "--live-days",
+    default=14,
+    show_default=True,
+    help="Days run live after the history: hourly sends, a nightly build (about 30 s a day).",
+)
+@click.option(
+    "--follow-up-days",
+    default=30,
+    show_default=True,
+    help="Last days, sender paused, so the experiments' 30-day windows complete.",
+)
 @click.option("--seed", default=7, show_default=True)
-def demo(customers: int, days: int, seed: int) -> None:
-    """Simulate a shop and run the real daily job over it, then summarize. Safe to re-run."""
+def demo(customers: int, days: int, live_days: int, follow_up_days: int, seed: int) -> None:
+    """Simulate a shop, catch up on its history, run it live, then read the experiments.
+
+    Safe to re-run: the same seed gives the same shop, and nothing is sent twice.
+    """
+    from pipelines.demo import split_days
+    from pipelines.runner import days_between
     from pipelines.summary import summarize
     from pipelines.warehouse import Warehouse
 
     settings = get_settings()
     started = time.monotonic()
     start = dt.date(2026, 8, 1)
-    console.rule("1. Simulating the shop")
-    sim = _simulate(settings.landing_dir, days, customers, seed, start, settings.simulator_dir)
-    console.rule("2. Running the daily job, day by day")
-    _run(sim.first_day, sim.last_day)
-    console.rule("3. Sending what is due through the simulated world")
+    try:
+        history, live, follow_up = split_days(
+            days_between(start, start + dt.timedelta(days=days - 1)), live_days, follow_up_days
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     # The simulated world has no carrier limit; Plivo's default of 5 per second stays for real.
     os.environ.setdefault("SMS_PROVIDER", "simulator")
     os.environ.setdefault("SEND_RATE_PER_SECOND", "50")
-    _send_after(sim.last_day)
-    console.rule("4. Summary")
+    console.rule("1. Simulating the shop")
+    _simulate(settings.landing_dir, days, customers, seed, start, settings.simulator_dir)
+    console.rule(f"2. Catching up on {len(history)} days of history before going live")
+    instance = _run(history[0], history[-1])
+    console.rule(f"3. Live for {len(live)} days: sending every hour, building every night")
+    report = _run_live(settings, instance, live)
+    console.print(summary_table(report, title=f"Hourly send runs over {len(live)} live days"))
+    if follow_up:
+        console.rule(
+            f"4. Following up for {len(follow_up)} days: the sender pauses, the world answers"
+        )
+        _run(follow_up[0], follow_up[-1])
+    console.rule("Summary")
     _print_summary(summarize(Warehouse(settings.data_dir)), settings.simulator_dir / "planted.json")
     console.print(f"Done in {time.monotonic() - started:.0f} s. Data in {settings.data_dir}.")
     console.print("Open the Dagster UI on this warehouse with [bold]make dev[/bold].")
+
+
+def _run_live(settings, instance, days: list[dt.date]):
+    from pipelines.demo import run_live_days
+    from pipelines.runner import RunFailed
+    from pipelines.sender.provider import make_provider
+    from pipelines.sender.run import SendConfig, SendReport
+    from pipelines.settings import get_sender_settings
+    from pipelines.warehouse import Warehouse
+
+    sender = get_sender_settings()
+    config = SendConfig.from_settings(sender, events_dir=settings.events_dir)
+    total = SendReport(dt.datetime.combine(days[0], dt.time(), tzinfo=dt.UTC), sender.provider)
+    with _progress() as bar:
+        task = bar.add_task("live days", total=len(days))
+
+        def advance(live) -> None:
+            total.add(live.sends)
+            line = (
+                f"{live.day}: {live.sends.sent:,} sent, "
+                f"{sum(live.sends.deferred.values()):,} deferrals, "
+                f"{sum(live.sends.suppressed.values()):,} suppressed; "
+                f"ingest + dbt build {live.build.seconds:.1f} s"
+            )
+            bar.update(task, advance=1, description=line)
+            if not console.is_terminal:
+                console.print(line)
+
+        with _exit_on_failure(RunFailed):
+            run_live_days(
+                instance,
+                days,
+                Warehouse(settings.data_dir),
+                lambda clock: make_provider(sender.provider, clock),
+                config,
+                _log_path(settings),
+                on_day=advance,
+            )
+    return total
 
 
 def _print_summary(summary, planted_path: Path) -> None:
@@ -273,6 +369,15 @@ def _print_summary(summary, planted_path: Path) -> None:
         for (flow, experiment, variant, state), n in summary.outbox.items():
             sent.add_row(flow, experiment, variant, state, f"{n:,}")
         console.print(sent)
+    if summary.decisions:
+        why = Table(title="Messages deferred or suppressed, by reason (ops.send_decisions)")
+        for col in ("decision", "reason", "messages"):
+            why.add_column(col, justify="right" if col == "messages" else "left")
+        for (action, reason), n in summary.decisions.items():
+            why.add_row(action, reason, f"{n:,}")
+        console.print(why)
+        console.print("Ask why for any customer: [bold]postpurchase why PHONE_OR_CUSTOMER[/bold]")
+    _print_experiments(summary)
     if summary.models:
         models = Table(title="dbt models")
         models.add_column("model")
@@ -282,14 +387,94 @@ def _print_summary(summary, planted_path: Path) -> None:
         console.print(models)
 
 
+def _pct(value) -> str:
+    return "" if value is None else f"{value:+.1%}"
+
+
+def _print_experiments(summary) -> None:
+    if summary.verdicts:
+        table = Table(title="Experiments: primary metric per variant and verdict (analysis.*)")
+        for col in (
+            "experiment",
+            "metric",
+            "variant vs control",
+            "control",
+            "variant",
+            "lift",
+            "95% interval",
+            "p (adjusted)",
+            "units / planned",
+            "verdict",
+        ):
+            table.add_column(col, justify="right" if col in ("lift", "p (adjusted)") else "left")
+        for r in summary.verdicts:
+            interval = (
+                f"[{_pct(r['ci_relative_low'])}, {_pct(r['ci_relative_high'])}]"
+                if r["ci_relative_low"] is not None
+                else ""
+            )
+            planned = f" / {r['planned_units']:,}" if r["planned_units"] else ""
+            p = r["p_value_adjusted"]
+            table.add_row(
+                r["experiment_key"],
+                r["metric"] or "",
+                f"{r['variant_key']} vs {r['control_key']}" if r["variant_key"] else "",
+                "" if r["mean_control"] is None else f"{r['mean_control']:.4g}",
+                "" if r["mean_treatment"] is None else f"{r['mean_treatment']:.4g}",
+                _pct(r["lift_relative"]),
+                interval,
+                "" if p is None else f"{p:.3g}",
+                f"{r['units']:,}{planned}",
+                f"{r['verdict']}: {r['reason']}",
+            )
+        console.print(table)
+    if summary.incremental:
+        table = Table(
+            title="Incremental revenue per flow against its holdout (30 days after exposure)"
+        )
+        for col in (
+            "flow",
+            "texted",
+            "held out",
+            "revenue / customer texted",
+            "held out",
+            "difference (95% interval)",
+            "incremental revenue (95% interval)",
+        ):
+            table.add_column(col, justify="left" if col == "flow" else "right")
+        for r in summary.incremental:
+            table.add_row(
+                r["flow"],
+                f"{r['units_treated']:,}",
+                f"{r['units_held_out']:,}",
+                _money(r["revenue_per_unit_treated"]),
+                _money(r["revenue_per_unit_held_out"]),
+                f"{_money(r['effect_per_unit'])} ({_money(r['ci_per_unit_low'])} to "
+                f"{_money(r['ci_per_unit_high'])})",
+                f"{_money(r['incremental_revenue'])} ({_money(r['ci_incremental_low'])} to "
+                f"{_money(r['ci_incremental_high'])})",
+            )
+        console.print(table)
+
+
+def _money(value) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"
+
+
 def _register_commands() -> None:
     # Commands that live beside their domain logic.
     from pipelines.backtest import backtest_command
+    from pipelines.callbacks.cli import serve_callbacks_command
+    from pipelines.experiments.cli import experiments_group
     from pipelines.sender.cli import send_command, why_command
+    from pipelines.stats.cli import stats_group
 
     main.add_command(backtest_command)
     main.add_command(send_command)
     main.add_command(why_command)
+    main.add_command(stats_group)
+    main.add_command(experiments_group)
+    main.add_command(serve_callbacks_command)
 
 
 _register_commands()

@@ -19,7 +19,7 @@ def prepare_manifest() -> Path:
     sources = [
         p
         for p in DBT_DIR.rglob("*")
-        if p.suffix in {".sql", ".yml", ".csv"} and "target" not in p.parts
+        if p.suffix in {".sql", ".py", ".yml", ".csv"} and "target" not in p.parts
     ]
     newest = max(p.stat().st_mtime for p in sources)
     if not manifest.exists() or newest > manifest.stat().st_mtime:

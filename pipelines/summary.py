@@ -21,6 +21,11 @@ class WarehouseSummary:
     candidates: dict[tuple[str, str, str, bool], int] = field(default_factory=dict)
     # (flow, experiment, variant, outbox state) -> messages
     outbox: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    # (action, reason) -> distinct messages deferred or suppressed for that reason at least once
+    decisions: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The latest day's experiment verdicts, with each primary comparison (analysis schema)
+    verdicts: list[dict] = field(default_factory=list)
+    incremental: list[dict] = field(default_factory=list)  # per flow, against its holdout
 
 
 def summarize(warehouse: Warehouse) -> WarehouseSummary:
@@ -67,4 +72,51 @@ def summarize(warehouse: Warehouse) -> WarehouseSummary:
                    from ops.outbox group by all order by all"""
             ).fetchall()
         }
+        if _exists(con, "ops", "send_decisions"):
+            summary.decisions = {
+                (action, reason): n
+                for action, reason, n in con.execute(
+                    """select action, reason, count(distinct idempotency_key)
+                       from ops.send_decisions where action in ('defer', 'suppress')
+                       group by all order by all"""
+                ).fetchall()
+            }
+        if _exists(con, "analysis", "experiment_verdicts"):
+            summary.verdicts = _rows(
+                con,
+                """select v.experiment_key, v.verdict, v.reason, v.analysis, v.units,
+                          v.planned_units, v.progress, v.srm_p_value, r.metric, r.variant_key,
+                          r.control_key, r.mean_control, r.mean_treatment, r.lift_relative,
+                          r.ci_relative_low, r.ci_relative_high, r.p_value, r.p_value_adjusted,
+                          r.chance_to_win, r.cuped
+                   from analysis.experiment_verdicts v
+                   left join analysis.experiment_results r
+                       on r.experiment_key = v.experiment_key and r.as_of = v.as_of
+                       and r.role = 'primary'
+                   where v.as_of = (select max(as_of) from analysis.experiment_verdicts)
+                   order by v.experiment_key, r.variant_key""",
+            )
+        if _exists(con, "analysis", "holdout_incremental_revenue"):
+            summary.incremental = _rows(
+                con,
+                """select * from analysis.holdout_incremental_revenue
+                   where as_of = (select max(as_of) from analysis.holdout_incremental_revenue)
+                   order by flow""",
+            )
     return summary
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            """select count(*) from information_schema.tables
+               where table_schema = ? and table_name = ?""",
+            [schema, table],
+        ).fetchone()[0]
+    )

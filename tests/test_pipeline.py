@@ -112,3 +112,31 @@ def test_sending_after_the_run_and_why_explains_each_outcome(world, monkeypatch)
         assert result.exit_code == 0, result.output
         assert customer in result.output
         assert {"send": "sent", "suppress": "suppress", "defer": "defer"}[action] in result.output
+
+
+def test_dbt_unit_tests_pass(world, tmp_path):
+    """The daily build leaves dbt's unit tests out (they test SQL, not data): they run here."""
+    import subprocess
+
+    from pipelines.project import DBT_DIR, DBT_EXECUTABLE
+
+    settings, *_ = world
+    with Warehouse(settings.data_dir).lock():
+        done = subprocess.run(
+            [
+                DBT_EXECUTABLE,
+                "test",
+                "--select",
+                "test_type:unit",
+                "--project-dir",
+                str(DBT_DIR),
+                "--profiles-dir",
+                str(DBT_DIR),
+                "--target-path",
+                str(tmp_path / "target"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "PASS=" in done.stdout and " ERROR=0 " in done.stdout

@@ -95,8 +95,9 @@ def send_at(at: dt.datetime, provider: str | None = None, limit: int | None = No
             close()
 
 
-def summary_table(report) -> Table:
-    table = Table(title=f"Send run as of {report.logical_time:%Y-%m-%d %H:%M}Z ({report.provider})")
+def summary_table(report, title: str | None = None) -> Table:
+    title = title or f"Send run as of {report.logical_time:%Y-%m-%d %H:%M}Z ({report.provider})"
+    table = Table(title=title)
     table.add_column("outcome")
     table.add_column("count", justify="right")
     rows = [("candidates due", f"{report.candidates:,}"), ("sent", f"{report.sent:,}")]

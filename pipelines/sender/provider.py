@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from collections.abc import Callable
 
 from pipelines.providers.base import Provider
 from pipelines.providers.dry_run import DryRunProvider
@@ -11,11 +12,13 @@ from pipelines.providers.errors import ProviderConfigError
 from pipelines.settings import get_settings
 
 
-def make_provider(name: str, at: dt.datetime) -> Provider:
-    """plivo | simulator | dry-run, for a send run as of the logical time ``at``.
+def make_provider(name: str, at: dt.datetime | Callable[[], dt.datetime]) -> Provider:
+    """plivo | simulator | dry-run, for send runs as of the logical time ``at``.
 
-    The simulator is imported lazily (it loads the world); its clock is the run's logical
-    time, so the world's answers are timed from when the text was sent, never the wall clock.
+    ``at`` is a time, or a function returning the current run's time when one provider serves
+    many runs (the demo's hours). The simulator is imported lazily (it loads the world); its
+    clock is the run's logical time, so the world's answers are timed from when the text was
+    sent, never the wall clock.
     """
     if name == "dry-run":
         return DryRunProvider()
@@ -34,7 +37,6 @@ def make_provider(name: str, at: dt.datetime) -> Provider:
                 "yet; use --provider dry-run or plivo"
             ) from exc
         settings = get_settings()
-        return module.SimulatorProvider(
-            settings.landing_dir, settings.simulator_dir, clock=lambda: at
-        )
+        clock = at if callable(at) else lambda: at
+        return module.SimulatorProvider(settings.landing_dir, settings.simulator_dir, clock=clock)
     raise ProviderConfigError(f"unknown provider {name!r}: plivo, simulator or dry-run")
