@@ -38,7 +38,7 @@ from pipelines.ingest import ingest_partition
 from pipelines.sender.compose import Composed
 from pipelines.sender.decide import Candidate
 from pipelines.sender.links import ShortLink
-from pipelines.sender.run import load_suppressions
+from pipelines.sender.reads import load_suppressions
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers the httpx2 fork for its test client; httpx works the same here.

@@ -26,7 +26,8 @@ from pipelines.sender.compose import Branding
 from pipelines.sender.decide import Candidate, Recipient, decide
 from pipelines.sender.dispatch import RetryPolicy
 from pipelines.sender.links import short_code
-from pipelines.sender.run import INTERRUPTED, SendConfig, send_due
+from pipelines.sender.records import INTERRUPTED
+from pipelines.sender.run import SendConfig, send_due
 from pipelines.testing.plivo_server import PlivoTestServer
 from pipelines.warehouse import Warehouse
 

@@ -1,6 +1,6 @@
 """Opt-outs and opt-ins written where the sender reads them: `<events_dir>/suppressions.jsonl`.
 
-The sender (`pipelines.sender.run.load_suppressions`) reads this file on every run, so a STOP
+The sender (`pipelines.sender.reads.load_suppressions`) reads this file on every run, so a STOP
 suppresses the next send attempt from any process as soon as this line is fsynced, with no
 ingest in between. A line is `{"phone_e164", "recorded_at", "reason", "action", ...}`; action
 `suppress` (the default when absent) blocks the number from `recorded_at`, `resubscribe` (a

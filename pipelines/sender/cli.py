@@ -46,7 +46,7 @@ def send_command(at: dt.datetime | None, provider: str | None, limit: int | None
 
     Without --at: the latest logical time the warehouse was built for.
     """
-    from pipelines.sender.run import latest_logical_time
+    from pipelines.sender.reads import latest_logical_time
 
     settings = get_settings()
     if at is None:
