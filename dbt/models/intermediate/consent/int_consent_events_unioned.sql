@@ -40,6 +40,12 @@ matched as (
     group by 1
 ),
 
+-- What the callback service did with the reply when it answered it (null for other sources):
+-- its reading (punctuation and case forgiven) already bound the sender, so it binds here too.
+outcomes as (
+    select message_uuid, action from {{ ref('stg_sms__reply_outcomes') }}
+),
+
 classified as (
     select
         inbound.message_uuid,
@@ -47,11 +53,14 @@ classified as (
         inbound.received_at,
         inbound.text_normalized,
         case
-            when matched.says_opt_out or inbound.plivo_intent = 'optout' then 'opt_out'
-            when matched.says_opt_in or inbound.plivo_intent = 'optin' then 'opt_in'
+            when matched.says_opt_out or inbound.plivo_intent = 'optout'
+                or outcomes.action = 'opt_out' then 'opt_out'
+            when matched.says_opt_in or inbound.plivo_intent = 'optin'
+                or outcomes.action = 'opt_in' then 'opt_in'
         end as intent
     from inbound
     inner join matched on matched.message_uuid = inbound.message_uuid
+    left join outcomes on outcomes.message_uuid = inbound.message_uuid
 ),
 
 customers as (
