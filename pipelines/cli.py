@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import sys
 import time
@@ -210,7 +211,25 @@ def _prepare(settings, record_runs: bool = False):
         instance = prepare_environment(settings, record=record_runs)
     # The runs' own output goes to the log; pin the console to the terminal it started on.
     console.file = sys.stdout
+    _log_to_file(_log_path(settings))
     return instance
+
+
+def _log_to_file(path: Path) -> None:
+    """Send Python logging (Dagster's step logs among it) to the run log, not the screen.
+
+    Without a handler on the root logger, the first library to call `logging.warning()`
+    installs one on stderr, and every Dagster step log floods the progress bars from then on.
+    """
+    root = logging.getLogger()
+    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
 
 
 def _log_path(settings) -> Path:

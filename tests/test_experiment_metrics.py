@@ -10,23 +10,15 @@ others are not. Ingest and dbt run in this process, without Dagster and without 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
-from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.cli.main import dbtRunner
 
 from pipelines.experiments.spec import load_experiments
-from pipelines.experiments.tables import replace_raw_tables
-from pipelines.ingest import ingest_partition
-from pipelines.landing import ENTITIES
-from pipelines.project import DBT_DIR
-from pipelines.settings import get_experiments_dir, get_settings
-from pipelines.simulator import simulate
+from pipelines.settings import get_experiments_dir
 from pipelines.simulator.responses import caused_order_id
-from pipelines.warehouse import Warehouse
+from tests.worlds import live_world
 
 START = dt.date(2026, 8, 1)
 FIRST_BUILD = dt.datetime(2026, 8, 7, tzinfo=dt.UTC)
@@ -37,45 +29,6 @@ MARTS = ["+experiment_metric_summaries", "+order_attributions", "+flow_increment
 WINDOWS = (1, 7, 30)
 
 
-class Dbt:
-    """dbt in this process, parsed once: each `dbt` command would parse the project again (a
-    new `as_of` invalidates partial parsing), which costs more than these builds. Parse-time
-    uses of `as_of` (the Python model's config) keep the value it was parsed with; the models
-    rebuilt later are SQL, rendered with each call's value."""
-
-    def __init__(self, data: Path, as_of: dt.datetime):
-        self.flags = [
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-            "--target-path",
-            str(data / "dbt_target"),
-            "--log-path",
-            str(data / "dbt_logs"),
-            "--quiet",
-        ]
-        parsed = dbtRunner().invoke(["parse", *self.flags, *self._vars(as_of)])
-        assert parsed.success, parsed.exception
-        self.manifest = parsed.result
-
-    @staticmethod
-    def _vars(as_of: dt.datetime) -> list[str]:
-        return ["--vars", json.dumps({"as_of": as_of.isoformat()})]
-
-    def __call__(self, *args: str, as_of: dt.datetime) -> None:
-        runner = dbtRunner(manifest=self.manifest)
-        done = runner.invoke([*args, *self.flags, *self._vars(as_of)])
-        assert done.success, done.exception or done.result
-
-
-def _ingest(warehouse: Warehouse, days: list[dt.date]) -> None:
-    with warehouse.connect() as con:
-        for day in days:
-            for entity in ENTITIES:
-                ingest_partition(con, warehouse.landing_dir, entity, day)
-
-
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     cursor = con.execute(sql)
     names = [d[0] for d in cursor.description]
@@ -84,44 +37,18 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    from pipelines.sender.cli import send_at
-
     data = tmp_path_factory.mktemp("data")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("POSTPURCHASE_DATA_DIR", str(data))
-    mp.setenv("SMS_PROVIDER", "simulator")
-    mp.setenv("SEND_RATE_PER_SECOND", "50")
-    settings = get_settings()
-    warehouse = Warehouse(settings.data_dir)
-    simulate(
-        settings.landing_dir,
-        days=(AS_OF.date() - START).days,
-        customers=1000,
+    with live_world(
+        data,
         seed=5,
+        customers=1000,
         start=START,
-        truth_dir=settings.simulator_dir,
-    )
-    days = [START + dt.timedelta(days=i) for i in range((AS_OF.date() - START).days)]
-    with warehouse.connect() as con:
-        replace_raw_tables(con, load_experiments(get_experiments_dir()))
-    _ingest(warehouse, [d for d in days if d < FIRST_BUILD.date()])
-    dbt = Dbt(data, FIRST_BUILD)
-    # The daily build runs the data and unit tests; here only what the sender and marts need.
-    dbt(
-        "build",
-        "--exclude-resource-type",
-        "test",
-        "--exclude-resource-type",
-        "unit_test",
-        as_of=FIRST_BUILD,
-    )
-    for at in SENDS:
-        send_at(at)
-    _ingest(warehouse, [d for d in days if d >= FIRST_BUILD.date()])
-    dbt("run", "--select", *MARTS, as_of=AS_OF)
-    with warehouse.connect() as con:
+        first_build=FIRST_BUILD,
+        sends=SENDS,
+        as_of=AS_OF,
+        marts=MARTS,
+    ) as con:
         yield con
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

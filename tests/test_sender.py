@@ -23,7 +23,7 @@ from pipelines.outbox import FINAL_STATES, ensure_outbox, ensure_sender_tables
 from pipelines.providers.dry_run import DryRunProvider
 from pipelines.providers.plivo import PlivoProvider
 from pipelines.sender.compose import Branding
-from pipelines.sender.decide import Candidate, Recipient, decide
+from pipelines.sender.decide import Candidate, Recipient, decide, within_experiment
 from pipelines.sender.dispatch import RetryPolicy
 from pipelines.sender.links import short_code
 from pipelines.sender.records import INTERRUPTED
@@ -409,6 +409,40 @@ def test_expiry(data_dir):
     states = outbox(warehouse)
     assert states["ofd:1"][1].startswith("expired")
     assert states["rr:1"][1].startswith("quiet_hours_until_expiry")
+
+
+def test_customers_who_cannot_get_the_upsell_get_the_plain_text_outside_the_experiment():
+    experiments = frozenset({"order_confirmation_upsell"})
+    due = T0 + dt.timedelta(days=1)
+
+    def confirmation(variant: str, template: str) -> Candidate:
+        return Candidate(
+            f"k-{variant}",
+            "order_confirmation",
+            "transactional",
+            "c1",
+            NY,
+            True,
+            T0,
+            due,
+            template=template,
+            experiment_key="order_confirmation_upsell",
+            variant_key=variant,
+        )
+
+    transactional_only = Recipient("c1", True, False, timezones="America/New_York", state="NY")
+    both = Recipient("c1", True, True, timezones="America/New_York", state="NY")
+    for variant, template in (("upsell", "upsell"), ("plain", "default")):
+        # In either arm: out of the experiment, so both arms hold the same customers ...
+        out = within_experiment(confirmation(variant, template), transactional_only, experiments)
+        assert (out.template, out.experiment_key, out.variant_key) == ("default", None, None)
+        # ... and the order is still confirmed.
+        assert decide(out, transactional_only, T0, []).action == "send"
+        kept = confirmation(variant, template)
+        assert within_experiment(kept, both, experiments) is kept
+    # An experiment without a selling variant keeps everyone.
+    plain = confirmation("plain", "default")
+    assert within_experiment(plain, transactional_only, frozenset()) is plain
 
 
 def test_decide_is_pure_and_counts_only_marketing():

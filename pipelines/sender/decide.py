@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipelines.flows import FLOWS, MARKETING, TRANSACTIONAL
 from pipelines.messaging.frequency import DEFAULT_CAPS, Caps, cap_decision, caps_for_state
@@ -105,12 +105,38 @@ class Decision:
     detail: str | None = None  # for people: the numbers behind the reason
 
 
+def is_marketing_template(flow: str, template: str | None) -> bool:
+    return (flow, template or "default") in MARKETING_TEMPLATES
+
+
 def effective_class(flow: str, template: str | None, message_class: str | None = None) -> str:
-    if (flow, template or "default") in MARKETING_TEMPLATES:
+    if is_marketing_template(flow, template):
         return MARKETING
     if message_class in (MARKETING, TRANSACTIONAL):
         return message_class
     return FLOWS[flow].message_class if flow in FLOWS else MARKETING
+
+
+def within_experiment(
+    candidate: Candidate, recipient: Recipient | None, marketing_experiments: frozenset[str]
+) -> Candidate:
+    """The candidate as sent, when its recipient could not get every variant of its experiment.
+
+    An experiment whose variant sells (an upsell line) makes that variant marketing, which
+    needs marketing consent; a transactional flow's text must still reach customers without
+    it. So a customer who could not receive every variant gets the flow's default text, and is
+    not in the experiment at all, in every arm: both arms then hold the same kind of customer
+    (no sample-ratio mismatch, no bias), and no order goes unconfirmed because of a test.
+    """
+    if (
+        candidate.experiment_key in marketing_experiments
+        and not candidate.is_held_out
+        and FLOWS.get(candidate.flow) is not None
+        and FLOWS[candidate.flow].message_class == TRANSACTIONAL
+        and not (recipient and recipient.can_receive_marketing)
+    ):
+        return replace(candidate, template="default", experiment_key=None, variant_key=None)
+    return candidate
 
 
 def window_for(recipient: Recipient | None, phone_e164: str | None) -> Window:

@@ -18,7 +18,7 @@ import duckdb
 
 from pipelines.flows import FLOWS, MARKETING
 from pipelines.outbox import HELD_OUT, SENDING, SENT, UNKNOWN
-from pipelines.sender.decide import Candidate, Recipient, Suppression
+from pipelines.sender.decide import Candidate, Recipient, Suppression, is_marketing_template
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,18 @@ def load_variant_params(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str],
         "select experiment_key, variant_key, params from staging.stg_experiments__variants"
     ).fetchall()
     return {(e, v): json.loads(p) if p else {} for e, v, p in rows}
+
+
+def load_marketing_experiments(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Experiments with a variant that turns its flow's text into marketing (an upsell line)."""
+    if not _table_exists(con, "staging", "stg_experiments__variants"):
+        return frozenset()
+    rows = con.execute(
+        """select v.experiment_key, e.flow, v.template
+           from staging.stg_experiments__variants v
+           join staging.stg_experiments__experiments e using (experiment_key)"""
+    ).fetchall()
+    return frozenset(key for key, flow, template in rows if is_marketing_template(flow, template))
 
 
 def latest_logical_time(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:

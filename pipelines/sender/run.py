@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from pipelines.sender.decide import (
     Candidate,
     Decision,
     decide,
+    within_experiment,
 )
 from pipelines.sender.dispatch import (
     Batch,
@@ -60,6 +61,7 @@ from pipelines.sender.dispatch import (
 )
 from pipelines.sender.reads import (
     load_due,
+    load_marketing_experiments,
     load_marketing_history,
     load_recipients,
     load_suppressions,
@@ -250,19 +252,28 @@ def send_due(
         suppressions = load_suppressions(con, config.events_dir, at)
         history = load_marketing_history(con, at)
         variant_params = load_variant_params(con)
+        marketing_experiments = load_marketing_experiments(con)
 
         decided: list[tuple[Candidate, Decision]] = []
         final_rows: list[list[Any]] = []
         to_send: list[tuple[Candidate, Composed]] = []
-        for c in candidates:
+        for planned in candidates:
+            recipient = recipients.get(planned.customer_id)
+            c = within_experiment(planned, recipient, marketing_experiments)
             decision = decide(
                 c,
-                recipients.get(c.customer_id),
+                recipient,
                 at,
                 history.get(c.phone_e164, []),
                 suppressions.get(c.phone_e164, []),
                 config.caps,
             )
+            if c is not planned and decision.detail is None:
+                decision = replace(
+                    decision,
+                    detail=f"outside {planned.experiment_key}: no marketing consent for "
+                    "every variant, so the default text",
+                )
             composed = None
             if decision.action in (SEND, HOLD_OUT):
                 try:
