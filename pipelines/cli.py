@@ -253,7 +253,7 @@ def _exit_on_failure(failure: type[Exception]):
 @click.option("--days", default=60, show_default=True, help="Days simulated in all.")
 @click.option(
     "--live-days",
-    default=14,
+    default=10,
     show_default=True,
     help="Days run live after the history: hourly sends, a nightly build (about 30 s a day).",
 )
