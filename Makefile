@@ -10,11 +10,12 @@ export POSTPURCHASE_DATA_DIR ?= $(CURDIR)/data
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install demo test dev lint format clean help
+.PHONY: install demo test dashboard dev lint format clean help
 
 help:
 	@echo "make demo    simulate a shop and run the daily job over it (no credentials needed)"
 	@echo "make test    run the test suite"
+	@echo "make dashboard  open the reports on the published snapshot (http://127.0.0.1:8501)"
 	@echo "make dev     open the Dagster UI on the warehouse in \$$POSTPURCHASE_DATA_DIR"
 	@echo "make lint    ruff check and format check"
 
@@ -32,7 +33,13 @@ demo: install
 	$(VENV)/bin/postpurchase demo
 
 test: install
+	scripts/ensure-chromium
 	$(VENV)/bin/pytest
+
+# The reports read the snapshot each successful daily run publishes (after `make demo`).
+DASHBOARD_PORT ?= 8501
+dashboard: install
+	$(VENV)/bin/python -m pipelines.dashboard_cli --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
 dev: install
 	mkdir -p $(POSTPURCHASE_DATA_DIR)/dagster_home

@@ -301,7 +301,10 @@ def demo(customers: int, days: int, live_days: int, follow_up_days: int, seed: i
     console.rule("Summary")
     _print_summary(summarize(Warehouse(settings.data_dir)), settings.simulator_dir / "planted.json")
     console.print(f"Done in {time.monotonic() - started:.0f} s. Data in {settings.data_dir}.")
-    console.print("Open the Dagster UI on this warehouse with [bold]make dev[/bold].")
+    console.print(
+        "Read the reports with [bold]make dashboard[/bold]; open the Dagster UI on this "
+        "warehouse with [bold]make dev[/bold]."
+    )
 
 
 def _run_live(settings, instance, days: list[dt.date]):
@@ -484,6 +487,7 @@ def _register_commands() -> None:
     # Commands that live beside their domain logic.
     from pipelines.backtest import backtest_command
     from pipelines.callbacks.cli import serve_callbacks_command
+    from pipelines.dashboard_cli import dashboard_command
     from pipelines.experiments.cli import experiments_group
     from pipelines.sender.cli import send_command, why_command
     from pipelines.stats.cli import stats_group
@@ -494,6 +498,7 @@ def _register_commands() -> None:
     main.add_command(stats_group)
     main.add_command(experiments_group)
     main.add_command(serve_callbacks_command)
+    main.add_command(dashboard_command)
 
 
 _register_commands()

@@ -1,0 +1,287 @@
+"""The reporting snapshot: a read-only copy of the warehouse that the dashboards read.
+
+Even a read-only DuckDB connection blocks the one writer of a file, so the dashboards never
+open `warehouse.duckdb`. After each successful run the pipeline publishes `reporting.duckdb`:
+
+1. Under the warehouse lock (so no writer is half way through), the tables the dashboards
+   read are copied into a new DuckDB file beside the snapshot, through one DuckDB connection
+   (`ATTACH` and `CREATE TABLE ... AS SELECT`). Reading through DuckDB sees what is still in
+   the warehouse's WAL, which a copy of the file would miss, and phone numbers are masked on
+   the way: the snapshot never holds a full number, so no page can show one.
+2. The lock is released; the replenishment backtest runs on the copied purchase days, and
+   `reports.snapshot_info` records as of when the data is and when it was published.
+3. The new file is checkpointed (no WAL is left beside it), synced, and renamed over
+   `reporting.duckdb` with `os.replace`: a reader opens either the old snapshot or the new
+   one, never half of one. Readers of the old file keep it until they close it.
+
+Publishers take their own lock for the whole of it, so two runs publish in the order they
+copied and an older copy never replaces a newer one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.backtest import BASELINES, METRICS, backtest_events
+from pipelines.providers.base import mask_phone, mask_phones_in
+from pipelines.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "reporting.duckdb"
+INFO_TABLE = "reports.snapshot_info"
+BACKTEST_TABLE = "reports.replenishment_backtest"
+PURCHASE_DAYS_TABLE = "reports.purchase_days"
+
+# Every table of these schemas (the dbt marts and the experiment analysis) ...
+SCHEMAS = ("marts", "analysis")
+# ... and these: the sender's record of every message and decision, and the experiment specs.
+TABLES = (
+    ("ops", "outbox"),
+    ("ops", "send_decisions"),
+    ("raw", "experiments"),
+    ("raw", "experiment_variants"),
+)
+# The replenishment backtest's input: one row per customer, product and day bought.
+PURCHASE_DAYS_SQL = """
+    select customer_id, product_id, purchase_date as day, cast(quantity as double) as quantity
+    from intermediate.int_purchase_days_aggregated
+"""
+
+# Columns holding a phone number, masked as a whole, and free text that may quote one.
+PHONE_COLUMNS = frozenset(
+    {"phone", "phone_e164", "from_number", "from_number_e164", "to_number", "to_number_e164"}
+)
+FREE_TEXT_COLUMNS = frozenset({"text", "body", "detail", "last_error"})
+
+
+@dataclass(frozen=True)
+class Published:
+    path: Path
+    as_of: dt.datetime | None
+    published_at: dt.datetime
+    tables: dict[str, int]  # schema.table -> rows
+    backtest_cutoffs: int
+    seconds: float
+
+
+def snapshot_path(data_dir: Path) -> Path:
+    return Path(data_dir) / SNAPSHOT_FILE
+
+
+def publish(data_dir: Path, as_of: dt.datetime | None = None) -> Published:
+    """Copy what the dashboards read into a new snapshot and swap it in atomically.
+
+    `as_of` is the logical time the warehouse was built for (the run's partition end).
+    """
+    started = time.monotonic()
+    warehouse = Warehouse(Path(data_dir))
+    if not warehouse.path.exists():
+        raise FileNotFoundError(f"no warehouse at {warehouse.path}: nothing to publish")
+    target = snapshot_path(warehouse.data_dir)
+    with _publisher_lock(warehouse.data_dir):
+        _remove_leftovers(target)
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with warehouse.connect() as con:
+                tables, events = _copy(con, temp)
+            backtest = replenishment_backtest(events)
+            published_at = dt.datetime.now(dt.UTC)
+            with duckdb.connect(str(temp)) as snap:
+                _write_reporting(snap, as_of, published_at, backtest)
+                snap.execute("checkpoint")
+            wal = Path(f"{temp}.wal")
+            if wal.exists():
+                raise RuntimeError(f"{wal} was left after the checkpoint; not publishing")
+            _fsync(temp)
+            os.replace(temp, target)
+            _fsync(target.parent)
+        finally:
+            for leftover in (temp, Path(f"{temp}.wal")):
+                leftover.unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    cutoffs = backtest["cutoff_count"][0] if backtest.height else 0
+    log.info("published %s (%d tables) in %.1f s", target, len(tables), seconds)
+    return Published(target, as_of, published_at, tables, int(cutoffs), seconds)
+
+
+def _copy(con: duckdb.DuckDBPyConnection, temp: Path) -> tuple[dict[str, int], pl.DataFrame | None]:
+    """Copy the reporting tables into `temp`, masking phone numbers; return the row counts and
+    the purchase days (None when the warehouse has no models yet)."""
+    con.create_function("mask_phone", mask_phone, ["VARCHAR"], "VARCHAR")
+    con.create_function("mask_phones_in", mask_phones_in, ["VARCHAR"], "VARCHAR")
+    con.execute(f"attach {_literal(temp)} as snapshot")
+    try:
+        tables = _tables(con)
+        counts = {}
+        for schema in sorted({schema for schema, _ in tables} | {"reports"}):
+            con.execute(f"create schema snapshot.{_ident(schema)}")
+        for schema, table in tables:
+            name = f"{_ident(schema)}.{_ident(table)}"
+            con.execute(
+                f"create table snapshot.{name} as select {_columns(con, schema, table)} from {name}"
+            )
+            counts[f"{schema}.{table}"] = con.execute(
+                f"select count(*) from snapshot.{name}"
+            ).fetchone()[0]
+        events = None
+        if _exists(con, "intermediate", "int_purchase_days_aggregated"):
+            con.execute(f"create table snapshot.{PURCHASE_DAYS_TABLE} as {PURCHASE_DAYS_SQL}")
+            events = con.sql(f"select * from snapshot.{PURCHASE_DAYS_TABLE}").pl()
+            counts[PURCHASE_DAYS_TABLE] = events.height
+        con.execute("checkpoint snapshot")
+    finally:
+        con.execute("detach snapshot")
+        con.remove_function("mask_phone")
+        con.remove_function("mask_phones_in")
+    return counts, events
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    found = con.execute(
+        """select table_schema, table_name from information_schema.tables
+           where table_catalog = current_database() and table_type = 'BASE TABLE'
+           order by 1, 2"""
+    ).fetchall()
+    return [(s, t) for s, t in found if s in SCHEMAS or (s, t) in TABLES]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    columns = con.execute(
+        """select column_name, data_type from information_schema.columns
+           where table_catalog = current_database() and table_schema = ? and table_name = ?
+           order by ordinal_position""",
+        [schema, table],
+    ).fetchall()
+    selected = []
+    for name, data_type in columns:
+        column = _ident(name)
+        if data_type == "VARCHAR" and name in PHONE_COLUMNS:
+            selected.append(f"mask_phone({column}) as {column}")
+        elif data_type == "VARCHAR" and name in FREE_TEXT_COLUMNS:
+            selected.append(f"mask_phones_in({column}) as {column}")
+        else:
+            selected.append(column)
+    return ", ".join(selected)
+
+
+def replenishment_backtest(events: pl.DataFrame | None, window_days: int = 7) -> pl.DataFrame:
+    """The `postpurchase backtest` protocol on the warehouse's purchase days: one row per
+    scorer (the model first), with the cutoffs, candidates and base rate it was judged on.
+
+    Empty when there is not enough history for one cutoff with a full window after it.
+    """
+    schema = {
+        "scorer": pl.String,
+        **{metric: pl.Float64 for metric in METRICS},
+        "window_days": pl.Int64,
+        "cutoff_count": pl.Int64,
+        "first_cutoff": pl.Date,
+        "last_cutoff": pl.Date,
+        "candidates": pl.Int64,
+        "base_rate": pl.Float64,
+    }
+    if events is None or events.is_empty():
+        return pl.DataFrame(schema=schema)
+    result = backtest_events(events, window_days=window_days)
+    cutoffs = [dt.date.fromisoformat(c) for c in result["cutoffs"]]
+    if not cutoffs or not result["candidates"]:
+        return pl.DataFrame(schema=schema)
+    scorers = [("model", result["model"])] + [(b, result["baselines"][b]) for b in BASELINES]
+    return pl.DataFrame(
+        [
+            {
+                "scorer": name,
+                **metrics,
+                "window_days": window_days,
+                "cutoff_count": len(cutoffs),
+                "first_cutoff": cutoffs[0],
+                "last_cutoff": cutoffs[-1],
+                "candidates": result["candidates"],
+                "base_rate": result["base_rate"],
+            }
+            for name, metrics in scorers
+        ],
+        schema=schema,
+    )
+
+
+def _write_reporting(
+    snap: duckdb.DuckDBPyConnection,
+    as_of: dt.datetime | None,
+    published_at: dt.datetime,
+    backtest: pl.DataFrame,
+) -> None:
+    snap.execute(
+        f"create table {INFO_TABLE} (as_of timestamptz, published_at timestamptz not null)"
+    )
+    snap.execute(f"insert into {INFO_TABLE} values (?, ?)", [as_of, published_at])
+    snap.execute(f"create table {BACKTEST_TABLE} as select * from backtest")
+
+
+def read_info(path: Path) -> dict | None:
+    """The snapshot's as_of and published_at, or None when there is no snapshot."""
+    if not Path(path).exists():
+        return None
+    # Attached, not opened by path: DuckDB shares one instance per path within a process, and
+    # an instance opened before the last publish still reads the file it opened.
+    with duckdb.connect() as con:
+        con.execute(f"attach {_literal(Path(path))} as snapshot (read_only)")
+        row = con.execute(f"select as_of, published_at from snapshot.{INFO_TABLE}").fetchone()
+    return {"as_of": row[0], "published_at": row[1]} if row else None
+
+
+@contextmanager
+def _publisher_lock(data_dir: Path) -> Iterator[None]:
+    with open(data_dir / ".reporting.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temp files of a publisher that died: safe to remove while we hold the publisher lock."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
+        leftover.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            """select count(*) from information_schema.tables
+               where table_catalog = current_database()
+                 and table_schema = ? and table_name = ?""",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(path: Path) -> str:
+    # ATTACH takes no parameters; the path is ours (data dir + a random name), quoted anyway.
+    return "'" + str(path).replace("'", "''") + "'"
