@@ -43,11 +43,8 @@ clicks as (
     from {{ ref('stg_sms__link_clicks') }} as c
     inner join links on links.code = c.short_code
     where c.clicked_at < {{ as_of() }}
-        and not (
-            lower(coalesce(c.user_agent, '')) like '%bot%'
-            or lower(coalesce(c.user_agent, '')) like '%facebookexternalhit%'
-            or lower(coalesce(c.user_agent, '')) like '%preview%'
-        )
+        -- The same test the experiment metrics use, so click rates agree everywhere.
+        and not {{ is_link_preview('c.user_agent') }}
     group by 1
 ),
 
