@@ -188,7 +188,9 @@ def _run(start: dt.date, end: dt.date, build_every_day: bool = False, record_run
 
         def advance(day_run) -> None:
             what = "ingest + dbt build" if day_run.built_models else "ingest"
-            bar.update(task, advance=1, description=f"{day_run.day} {what}")
+            if day_run.days > 1:
+                what = f"ingest of {day_run.days} days"
+            bar.update(task, advance=day_run.days, description=f"{day_run.day} {what}")
             if not console.is_terminal:
                 # No live bar in a log file: one line per day instead.
                 console.print(f"{day_run.day} {what} done in {day_run.seconds:.1f} s")

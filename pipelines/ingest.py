@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,9 @@ def _read_csv(path: Path, entity: Entity) -> pl.DataFrame:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip() for h in next(reader)]
     _require_columns(path, entity, set(header))
+    fast = _read_plain_csv(text, header, entity)
+    if fast is not None:
+        return fast
     records, lines, problems = [], [], []
     try:
         for row in reader:
@@ -142,8 +146,76 @@ def _read_csv(path: Path, entity: Entity) -> pl.DataFrame:
     return frame.with_columns(_record=pl.Series([json.dumps(r) for r in records]))
 
 
+def _read_plain_csv(text: str, header: list[str], entity: Entity) -> pl.DataFrame | None:
+    """The common case read in Polars, or None to let the row-by-row reader judge the file.
+
+    Taken only when every record is one physical line with as many fields as the header: then
+    a record's line is its index, and no row needs the careful reader's verdict.
+    """
+    lines = pl.Series(text.splitlines()[1:], dtype=pl.String)
+    if lines.is_empty() or (lines.str.strip_chars() == "").any():
+        return None
+    quoted = lines.str.contains('"', literal=True)
+    commas = lines.str.count_matches(",", literal=True)
+    if ((commas != len(header) - 1) & ~quoted).any():
+        return None
+    if any(len(row) != len(header) for row in csv.reader(lines.filter(quoted).to_list())):
+        return None
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text.encode()),
+            infer_schema=False,
+            new_columns=header,
+            has_header=True,
+            raise_if_empty=False,
+        )
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+    if frame.height != lines.len() or len(set(header)) != len(header):
+        return None
+    frame = frame.with_columns(pl.when(pl.all().str.strip_chars() != "").then(pl.all()).name.keep())
+    return frame.select(
+        *[
+            pl.col(c) if c in header else pl.lit(None, dtype=pl.String).alias(c)
+            for c in entity.column_names
+        ],
+        _source_line=pl.int_range(2, pl.len() + 2, dtype=pl.Int64),
+        _problem=pl.lit(None, dtype=pl.String),
+        _record=pl.struct(header).struct.json_encode(),
+    )
+
+
+# A JSON member whose value is not a string or null: the careful reader spells those out.
+_NON_TEXT_VALUE = r'":\s*[^"n\s]'
+
+
+def _read_plain_jsonl(text: str, entity: Entity) -> pl.DataFrame | None:
+    """The common case (one object per line, text values) read in Polars, or None."""
+    raws = text.splitlines()
+    if not raws or re.search(_NON_TEXT_VALUE, text):
+        return None
+    try:
+        frame = pl.read_ndjson(
+            io.BytesIO(text.encode()), schema={c: pl.String for c in entity.column_names}
+        )
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+    if frame.height != len(raws) or any(
+        frame[c].null_count() == frame.height for c in entity.required
+    ):
+        return None  # blank lines, or a required column perhaps absent: judge line by line
+    return frame.with_columns(
+        _source_line=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+        _problem=pl.lit(None, dtype=pl.String),
+        _record=pl.Series(raws, dtype=pl.String),
+    )
+
+
 def _read_jsonl(path: Path, entity: Entity) -> pl.DataFrame:
     text = _decode(path)
+    fast = _read_plain_jsonl(text, entity)
+    if fast is not None:
+        return fast
     records, lines, problems, raws = [], [], [], []
     seen_columns: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
@@ -255,14 +327,21 @@ PARSE_REASONS = {
 }
 
 
+def _parsed(name: str) -> str:
+    return f"__parsed_{name}"
+
+
 def _problem_exprs(entity: Entity) -> list[pl.Expr]:
-    """One expression per check, each null or "reason: detail"; the first one found wins."""
+    """One expression per check, each null or "reason: detail"; the first one found wins.
+
+    Typed columns are checked against their parsed values (``_parsed``), computed once.
+    """
     checks: list[pl.Expr] = [pl.col("_problem")]
     for name in entity.required:
         checks.append(pl.when(pl.col(name).is_null()).then(pl.lit(f"missing value: {name}")))
     for name, kind in entity.columns.items():
         if kind in PARSERS:
-            bad = pl.col(name).is_not_null() & PARSERS[kind](pl.col(name)).is_null()
+            bad = pl.col(name).is_not_null() & pl.col(_parsed(name)).is_null()
             checks.append(
                 pl.when(bad).then(pl.format(f"{PARSE_REASONS[kind]}: {name}={{}}", pl.col(name)))
             )
@@ -270,7 +349,7 @@ def _problem_exprs(entity: Entity) -> list[pl.Expr]:
         bad = pl.col(name).is_not_null() & ~pl.col(name).str.to_lowercase().is_in(allowed)
         checks.append(pl.when(bad).then(pl.format(f"invalid value: {name}={{}}", pl.col(name))))
     for name in entity.positive:
-        bad = (PARSERS[entity.columns[name]](pl.col(name)) <= 0).fill_null(False)
+        bad = (pl.col(_parsed(name)) <= 0).fill_null(False)
         checks.append(
             pl.when(bad).then(pl.format(f"non-positive quantity: {name}={{}}", pl.col(name)))
         )
@@ -279,23 +358,27 @@ def _problem_exprs(entity: Entity) -> list[pl.Expr]:
 
 def validate(frame: pl.DataFrame, entity: Entity) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split read rows into typed rows for ``raw`` and rejects with a reason each."""
-    checked = frame.with_columns(
-        pl.col(entity.column_names).str.strip_chars().replace("", None)
-    ).with_columns(_reason=pl.coalesce(_problem_exprs(entity)))
-    rejects = checked.filter(pl.col("_reason").is_not_null()).select(
-        "_source_file", "_source_line", "_reason", "_record"
+    parsers = {n: PARSERS[k] for n, k in entity.columns.items() if k in PARSERS}
+    checked = (
+        frame.lazy()
+        .with_columns(pl.col(entity.column_names).str.strip_chars().replace("", None))
+        .with_columns(parse(pl.col(n)).alias(_parsed(n)) for n, parse in parsers.items())
+        .with_columns(_reason=pl.coalesce(_problem_exprs(entity)))
+        .collect()
     )
+    # The day a row landed travels with it when the caller has set it.
+    lineage = [c for c in LINEAGE if c in frame.columns]
+    rejects = checked.filter(pl.col("_reason").is_not_null()).select(*lineage, "_reason", "_record")
     good = checked.filter(pl.col("_reason").is_null())
     typed = []
-    for name, kind in entity.columns.items():
-        col = pl.col(name)
-        if kind in PARSERS:
-            typed.append(PARSERS[kind](col).alias(name))
+    for name in entity.columns:
+        if name in parsers:
+            typed.append(pl.col(_parsed(name)).alias(name))
         elif name in entity.enums:
-            typed.append(col.str.to_lowercase().alias(name))
+            typed.append(pl.col(name).str.to_lowercase())
         else:
-            typed.append(col)
-    good = good.select(*typed, "_source_file", "_source_line")
+            typed.append(pl.col(name))
+    good = good.select(*typed, *lineage)
     for name, kind in entity.columns.items():
         if kind == PHONE:
             e164, valid = normalize_phone_series(good[name])
@@ -360,7 +443,10 @@ def _upsert(con: duckdb.DuckDBPyConnection, entity: Entity, rows: pl.DataFrame) 
     table = f"raw.{entity.name}"
     key = ", ".join(entity.key)
     match = " and ".join(f"t.{k} = i.{k}" for k in entity.key)
-    con.register("incoming", rows)
+    # Copied in once: the polars frame would be converted again by every query reading it.
+    con.register("incoming_rows", rows)
+    con.execute("create or replace temp table incoming as select * from incoming_rows")
+    con.unregister("incoming_rows")
     con.execute(
         f"""
         create or replace temp table winners as
@@ -376,44 +462,76 @@ def _upsert(con: duckdb.DuckDBPyConnection, entity: Entity, rows: pl.DataFrame) 
     con.execute(f"delete from {table} t using incoming i where {match}")
     con.execute(f"insert into {table} by name select * from winners")
     con.execute("drop table winners")
-    con.unregister("incoming")
+    con.execute("drop table incoming")
+
+
+def _per_file_counts(
+    dated: list[tuple[dt.date, Path]], read: pl.DataFrame | None, rejects: pl.DataFrame
+) -> list[tuple[dt.date, str, int, int, int]]:
+    """(day, file, rows in, loaded, rejected) for every file, empty files included."""
+    if read is None:
+        return []
+    rows_in = dict(read.group_by("_source_file").len().iter_rows())
+    rejected = dict(rejects.group_by("_source_file").len().iter_rows()) if rejects.height else {}
+    counts = []
+    for day, path in dated:
+        n, bad = rows_in.get(str(path), 0), rejected.get(str(path), 0)
+        counts.append((day, str(path), n, n - bad, bad))
+    return counts
 
 
 def ingest_partition(
     con: duckdb.DuckDBPyConnection, landing: Path, entity_name: str, day: dt.date
 ) -> IngestResult:
     """Load one entity's day. Running it twice changes nothing."""
+    return ingest_days(con, landing, entity_name, [day])
+
+
+def ingest_days(
+    con: duckdb.DuckDBPyConnection, landing: Path, entity_name: str, days: list[dt.date]
+) -> IngestResult:
+    """Load one entity's days in one transaction, as if each day were loaded in order.
+
+    A catch-up over months is one upsert instead of one per day: the ordering of versions
+    already runs by ``_partition``, so the winners are the same. Running it twice changes
+    nothing.
+    """
     entity = ENTITIES[entity_name]
-    files = partition_files(landing, entity_name, day)
-    frames = [read_landing_file(path, entity) for path in files]  # raises before any write
-    result = IngestResult(entity=entity_name, partition=day, files=[str(f) for f in files])
-    per_file: list[tuple[str, int, int, int]] = []
-    good_parts, reject_parts = [], []
-    for path, frame in zip(files, frames, strict=True):
-        good, rejects = validate(frame, entity)
-        per_file.append((str(path), frame.height, good.height, rejects.height))
-        good_parts.append(good)
-        reject_parts.append(rejects)
-    good = pl.concat(good_parts) if good_parts else pl.DataFrame()
-    rejects = pl.concat(reject_parts) if reject_parts else pl.DataFrame()
+    dated = [(day, path) for day in days for path in partition_files(landing, entity_name, day)]
+    # Every file is read before anything is written: one unreadable file fails the whole load.
+    frames = [read_landing_file(path, entity) for _, path in dated]
+    result = IngestResult(
+        entity=entity_name, partition=days[0], files=[str(path) for _, path in dated]
+    )
+    read = (
+        pl.concat(
+            [
+                frame.with_columns(_partition=pl.lit(day))
+                for (day, _), frame in zip(dated, frames, strict=True)
+            ]
+        )
+        if frames
+        else None
+    )
+    del frames
+    good, rejects = validate(read, entity) if read is not None else (pl.DataFrame(), pl.DataFrame())
+    per_file = _per_file_counts(dated, read, rejects)
+    del read
 
     ensure_schema(con)
     con.execute("begin transaction")
     try:
         if good.height:
-            _upsert(con, entity, good.with_columns(_partition=pl.lit(day)))
-        con.execute(
-            "delete from ops.ingest_rejects where entity = ? and partition_date = ?",
-            [entity_name, day],
-        )
-        con.execute(
-            "delete from ops.ingest_files where entity = ? and partition_date = ?",
-            [entity_name, day],
-        )
+            _upsert(con, entity, good)
+        for table in ("ops.ingest_rejects", "ops.ingest_files"):
+            con.execute(
+                f"delete from {table} where entity = ? and list_contains(?, partition_date)",
+                [entity_name, days],
+            )
         if rejects.height:
             reject_rows = rejects.select(
                 entity=pl.lit(entity_name),
-                partition_date=pl.lit(day),
+                partition_date="_partition",
                 source_file="_source_file",
                 source_line="_source_line",
                 reason=pl.col("_reason").str.split(":").list.first(),
@@ -426,14 +544,14 @@ def ingest_partition(
         if per_file:
             con.executemany(
                 "insert into ops.ingest_files values (?, ?, ?, ?, ?, ?)",
-                [(entity_name, day, *row) for row in per_file],
+                [(entity_name, *row) for row in per_file],
             )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
 
-    result.rows_in = sum(r[1] for r in per_file)
+    result.rows_in = sum(r[2] for r in per_file)
     result.loaded = good.height
     result.rejected = rejects.height
     if rejects.height:

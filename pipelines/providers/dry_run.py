@@ -19,6 +19,9 @@ class DryRunProvider:
     """Records each request in memory (thread-safe) and answers as if all were queued."""
 
     name = "dry-run"
+    # No carrier hears of these, so nothing to pace: a dry run of a big brand's day takes
+    # as long as the decisions and the outbox take, not hours at the carrier's rate.
+    paced = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

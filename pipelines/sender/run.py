@@ -313,6 +313,10 @@ def send_due(
     return report
 
 
+# Batches for a provider with no carrier behind it (dry-run): as large as a real one's could be.
+UNPACED_RATE = 1000.0
+
+
 def _dispatch(
     con: duckdb.DuckDBPyConnection,
     provider: Provider,
@@ -322,7 +326,8 @@ def _dispatch(
     report: SendReport,
     progress: Progress | None,
 ) -> None:
-    bucket = TokenBucket(config.rate_per_second)
+    paced = getattr(provider, "paced", True)
+    bucket = TokenBucket(config.rate_per_second if paced else UNPACED_RATE)
     in_flight = InFlightLimit(config.max_in_flight)
     by_key = {c.idempotency_key: (c, m) for c, m in to_send}
     costs = {key: (m.segments, m.cost) for key, (_, m) in by_key.items()}

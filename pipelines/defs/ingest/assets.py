@@ -2,9 +2,9 @@ import datetime as dt
 
 import dagster as dg
 
-from pipelines.defs.partitions import WAREHOUSE_POOL, daily_partition, one_day_at_a_time
+from pipelines.defs.partitions import WAREHOUSE_POOL, daily_partition, up_to_a_month
 from pipelines.defs.resources import WarehouseResource
-from pipelines.ingest import ingest_partition
+from pipelines.ingest import ingest_days
 from pipelines.landing import ENTITIES
 
 # Ingest keys equal the dbt source keys, so lineage is one graph from file to mart.
@@ -30,19 +30,20 @@ def build_ingest_asset(entity: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
-        description=f"The day's {entity} landing files, typed and upserted into raw.{entity}.",
+        description=f"The days' {entity} landing files, typed and upserted into raw.{entity}.",
         partitions_def=daily_partition,
-        backfill_policy=one_day_at_a_time,
+        backfill_policy=up_to_a_month,
         group_name="ingest",
         kinds={"polars", "duckdb"},
         pool=WAREHOUSE_POOL,
         check_specs=[dg.AssetCheckSpec("counts_add_up", asset=key)],
     )
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        day = dt.date.fromisoformat(context.partition_key)
+        # A catch-up loads up to a month of days in one upsert; a daily run loads its day.
+        days = [dt.date.fromisoformat(key) for key in context.partition_keys]
         wh = warehouse.get()
         with wh.connect() as con:
-            result = ingest_partition(con, wh.landing_dir, entity, day)
+            result = ingest_days(con, wh.landing_dir, entity, days)
         yield dg.MaterializeResult(
             metadata={
                 "rows_in": result.rows_in,

@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`: the sender, the callback service and the stats engine."""
