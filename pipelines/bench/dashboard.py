@@ -5,7 +5,7 @@ free port of 127.0.0.1, with POSTPURCHASE_DATA_DIR set to the data folder; Debia
 driven by Playwright with the flags of tests/test_dashboards_browser.py. A page counts as
 rendered when its heading is shown, the script has finished, and every chart, sparkline and
 table on it is drawn (no loading skeleton left): Streamlit reports the script finished before
-the browser has drawn the charts, by up to a second. The app only reads the snapshot.
+the browser has drawn the charts, often by a second or more. The app only reads the snapshot.
 
     .venv/bin/python -m pipelines.bench.dashboard data/
 """
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import psutil
 
 from pipelines.dashboard_cli import APP, streamlit_argv
 
@@ -102,12 +103,14 @@ SETTLE_SECONDS = 1.0
 class Visit:
     """One page view, in seconds from navigation: `seconds` in all, split into the app's
     start (loading the page and its scripts, opening the session), the script's run on the
-    server, and the drawing of what it sent after it finished."""
+    server, and the drawing of what it sent after it finished; and the CPU the server used,
+    which, unlike the times, other work on the machine hardly changes."""
 
     seconds: float
     start: float
     script: float
     drawing: float
+    server_cpu: float
 
     def split(self) -> str:
         return f"{self.start:.2f} + {self.script:.2f} + {self.drawing:.2f}"
@@ -174,8 +177,8 @@ def run_dashboard_bench(data_dir: Path, repeats: int = 3) -> DashboardBench:
             for path, title in PAGES.items():
                 # A new server per page: the cold figure is the page's own first visit, with
                 # Streamlit's caches (queries, connection) and Python's imports all empty.
-                with _server(data_dir) as url:
-                    timings.append(_time_page(browser, url, path, title, repeats))
+                with _server(data_dir) as (url, server):
+                    timings.append(_time_page(browser, url, server, path, title, repeats))
         finally:
             browser.close()
     load = (load_before, os.getloadavg()[0])
@@ -184,17 +187,19 @@ def run_dashboard_bench(data_dir: Path, repeats: int = 3) -> DashboardBench:
     )
 
 
-def _time_page(browser, url: str, path: str, title: str, repeats: int) -> PageTiming:
+def _time_page(
+    browser, url: str, server: psutil.Process, path: str, title: str, repeats: int
+) -> PageTiming:
     # Cold in a new browser context too (no cached scripts): a first visit ever.
     context = browser.new_context(viewport=VIEWPORT)
     context.add_init_script(MARKS_JS)
     cold, warm, content = None, [], {"charts": 0, "tables": 0}
     try:
-        cold, content = _visit(context.new_page(), url, path, title)
+        cold, content = _visit(context.new_page(), url, server, path, title)
         # Warm: reloads in the same browser, as a reader coming back to the page.
         tab = context.new_page()
         for _ in range(repeats):
-            visit, content = _visit(tab, url, path, title)
+            visit, content = _visit(tab, url, server, path, title)
             warm.append(visit)
     except RenderError as exc:
         return PageTiming(path, title, cold, tuple(warm), 0, 0, str(exc))
@@ -207,10 +212,11 @@ class RenderError(Exception):
     """The page showed an error, did not render in time, or changed after it rendered."""
 
 
-def _visit(tab, url: str, path: str, title: str) -> tuple[Visit, dict]:
+def _visit(tab, url: str, server: psutil.Process, path: str, title: str) -> tuple[Visit, dict]:
     """Time one navigation until the page is rendered; what is on it."""
     from playwright.sync_api import Error as PlaywrightError
 
+    cpu = sum(server.cpu_times()[:2])  # user + system, every thread of the server
     started = time.perf_counter()
     try:
         tab.goto(f"{url}/{path}", wait_until="commit", timeout=TIMEOUT_SECONDS * 1000)
@@ -219,6 +225,7 @@ def _visit(tab, url: str, path: str, title: str) -> tuple[Visit, dict]:
     except PlaywrightError as exc:
         raise RenderError(f"/{path} did not render: {str(exc).splitlines()[0]}") from exc
     seconds = time.perf_counter() - started
+    cpu = sum(server.cpu_times()[:2]) - cpu
     marks = tab.evaluate("() => window.__benchMarks")
     content = tab.evaluate(CONTENT_JS)
     time.sleep(SETTLE_SECONDS)
@@ -231,12 +238,12 @@ def _visit(tab, url: str, path: str, title: str) -> tuple[Visit, dict]:
     finished = marks.get("finished", marks["rendered"])
     script = (finished - marks.get("started", finished)) / 1000
     drawing = (marks["rendered"] - finished) / 1000
-    return Visit(seconds, seconds - script - drawing, script, drawing), content
+    return Visit(seconds, seconds - script - drawing, script, drawing, cpu), content
 
 
 @contextmanager
-def _server(data_dir: Path) -> Iterator[str]:
-    """`streamlit run` as `make dashboard` runs it; its URL while it serves."""
+def _server(data_dir: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """`streamlit run` as `make dashboard` runs it; its URL and process while it serves."""
     port = _free_port()
     env = os.environ | {"POSTPURCHASE_DATA_DIR": str(data_dir)}
     with tempfile.TemporaryFile("w+") as log:
@@ -250,7 +257,7 @@ def _server(data_dir: Path) -> Iterator[str]:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_healthy(process, url, log)
-            yield url
+            yield url, psutil.Process(process.pid)
         finally:
             process.terminate()
             try:
@@ -296,6 +303,15 @@ def _sizes(snapshot: Path) -> tuple[int | None, int | None]:
     return counts[0], counts[1]
 
 
+def _drawn(p: PageTiming) -> str:
+    if p.error:
+        return "–"
+    return ", ".join(
+        f"{n} {what}{'' if n == 1 else 's'}"
+        for n, what in ((p.charts, "chart"), (p.tables, "table"))
+    )
+
+
 def section(result: DashboardBench) -> str:
     size = ", ".join(
         f"{n:,} {what}"
@@ -312,11 +328,12 @@ def section(result: DashboardBench) -> str:
         "every chart and table is drawn; cold is the first visit on a freshly started server "
         f"(empty caches, new browser profile), warm the median of {result.repeats} reloads "
         "after it; each time is split into app start (page, scripts, session) + script run "
-        "(server) + drawing after it.",
+        "(server) + drawing after it, and the server's CPU time (all threads) is given beside.",
         "",
-        f"| page | cold (s) | cold split (s) | warm median (s) | warm split (s) | warm runs (s) "
-        f"| charts | tables | under {TARGET_SECONDS:g} s |",
-        "|---|---:|---|---:|---|---|---:|---:|---|",
+        f"| page | cold (s) | cold split (s) | cold server CPU (s) | warm median (s) "
+        f"| warm split (s) | warm server CPU (s) | warm runs (s) | drawn | under "
+        f"{TARGET_SECONDS:g} s |",
+        "|---|---:|---|---:|---:|---|---:|---|---|---|",
     ]
     for p in result.pages:
         cold, warm = p.cold, p.warm_median
@@ -328,10 +345,13 @@ def section(result: DashboardBench) -> str:
             slow = [n for n, v in (("cold", cold), ("warm", warm)) if v.seconds >= TARGET_SECONDS]
             verdict = f"no ({' and '.join(slow)})"
         runs = ", ".join(f"{v.seconds:.2f}" for v in p.warm) or "–"
+        cells = [
+            f"{v.seconds:.2f} | {v.split()} | {v.server_cpu:.2f}" if v else "– | – | –"
+            for v in (cold, warm)
+        ]
         lines.append(
-            f"| {p.title} (`/{p.path}`) | {f'{cold.seconds:.2f}' if cold else '–'} "
-            f"| {cold.split() if cold else '–'} | {f'{warm.seconds:.2f}' if warm else '–'} "
-            f"| {warm.split() if warm else '–'} | {runs} | {p.charts} | {p.tables} | {verdict} |"
+            f"| {p.title} (`/{p.path}`) | {cells[0]} | {cells[1]} | {runs} "
+            f"| {_drawn(p)} | {verdict} |"
         )
     lines.append("")
     timed = [p for p in result.pages if p.slowest is not None]
