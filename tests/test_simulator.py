@@ -7,6 +7,7 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import phonenumbers
@@ -14,14 +15,21 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import timezone as number_zones
 
 from pipelines.landing import BOOLEAN, ENTITIES, FORMATS, INTEGER, MONEY, TIMESTAMP
 from pipelines.simulator import simulate
 from pipelines.simulator.clock import STYLE_LOCAL, iso_text, make_clock
 from pipelines.simulator.consents import strictly_increasing
-from pipelines.simulator.geography import PLACES, ZONES
+from pipelines.simulator.geography import MORE_AREA_CODES, PLACES, ZONES
 from pipelines.simulator.mess import REASONS
-from pipelines.simulator.people import format_phones, invalid_phones
+from pipelines.simulator.people import (
+    MAX_AGE_DAYS,
+    format_phones,
+    invalid_phones,
+    make_customers,
+    pooled_numbers,
+)
 
 START = dt.date(2026, 8, 1)
 SMALL = {"days": 20, "customers": 200, "seed": 11, "start": START}
@@ -370,6 +378,60 @@ def test_every_simulated_phone_spelling_is_a_valid_us_number(
 def test_every_planted_phone_typo_is_invalid(area: int, line: int, kind: int) -> None:
     text = invalid_phones(np.array([area]), np.array([line]), np.array([kind]))[0]
     assert not phonenumbers.is_valid_number(phonenumbers.parse(text, "US")), text
+
+
+def _keeps_the_time_of(zone: str, number: phonenumbers.PhoneNumber) -> bool:
+    """Whether the zones phonenumbers gives a number include ``zone`` or keep its clock (it
+    files Detroit's and Indianapolis' codes under New York)."""
+    zones = number_zones.time_zones_for_number(number)
+    moments = [dt.datetime(2026, month, 15, 12, tzinfo=dt.UTC) for month in (1, 4, 7, 10)]
+    return zone in zones or all(
+        m.astimezone(ZoneInfo(z)).utcoffset() == m.astimezone(ZoneInfo(zone)).utcoffset()
+        for z in zones
+        for m in moments
+    )
+
+
+@pytest.mark.parametrize("place", PLACES, ids=lambda p: p.city)
+def test_every_area_code_of_a_place_is_valid_and_keeps_its_time(place) -> None:
+    codes = place.area_codes + MORE_AREA_CODES.get(place.city, ())
+    for code in codes:
+        for line in (100, 142, 9999):
+            number = phonenumbers.parse(f"+1{code}555{line:04d}")
+            assert phonenumbers.is_valid_number(number), (code, line)
+        # Pensacola's 850 is filed under Eastern time on purpose (see geography).
+        assert place.city == "Pensacola" or _keeps_the_time_of(place.zone, number), code
+    assert place.city != "Pensacola" or codes == (850,)
+    others = {c for p in PLACES if p is not place for c in p.area_codes}
+    others |= {c for p in PLACES if p is not place for c in MORE_AREA_CODES.get(p.city, ())}
+    assert not set(codes) & others  # a number drawn for one place is no other place's
+
+
+def test_a_million_customers_get_distinct_numbers_from_their_own_place() -> None:
+    rng = np.random.default_rng(3)
+    weights = np.array([p.weight for p in PLACES])
+    home = rng.choice(len(PLACES), size=1_000_000, p=weights / weights.sum())
+    area, line = pooled_numbers(rng, home)
+    assert len(np.unique(area * 10_000 + line)) == len(home)
+    assert line.min() >= 100 and line.max() <= 9999
+    for p, place in enumerate(PLACES):
+        assert set(area[home == p]) <= set(place.area_codes + MORE_AREA_CODES.get(place.city, ()))
+    for i in rng.choice(len(home), size=2000, replace=False):
+        number = phonenumbers.parse(f"+1{area[i]}555{line[i]:04d}")
+        assert phonenumbers.is_valid_number(number)
+    with pytest.raises(ValueError, match="number pool"):
+        pooled_numbers(rng, np.zeros(10_000, dtype=np.int64) + len(PLACES) - 1)
+
+
+def test_worlds_beyond_the_old_number_pool_draw_from_more_area_codes() -> None:
+    clock = make_clock(START, 5, ZONES, MAX_AGE_DAYS + 5, 60)
+    big = make_customers(clock, np.random.default_rng(7), 200_000)
+    numbers = big.e164().drop_nulls()
+    assert numbers.n_unique() == numbers.len() > 195_000
+    own = {c for p in PLACES for c in p.area_codes}
+    assert set(big.area_code) - own  # too many customers for the places' own codes
+    small = make_customers(clock, np.random.default_rng(7), 20_000)
+    assert set(small.area_code) <= own
 
 
 _CLOCK = make_clock(START, 30, ZONES, 800, 60)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import polars as pl
@@ -84,12 +85,17 @@ def make_clock(
     return Clock(start, days, zones, int(first_hour), offsets)
 
 
-def _offset_spelling(offset: np.ndarray) -> dict[int, str]:
-    spelled = {}
-    for v in np.unique(offset).tolist():
-        sign = "-" if v < 0 else "+"
-        spelled[v] = f"{sign}{abs(v) // HOUR:02d}:{abs(v) % HOUR // MINUTE:02d}"
-    return spelled
+def _offset_spelling(offset: int) -> str:
+    sign = "-" if offset < 0 else "+"
+    return f"{sign}{abs(offset) // HOUR:02d}:{abs(offset) % HOUR // MINUTE:02d}"
+
+
+@cache
+def _times_of_day() -> pl.Series:
+    """Every second of a day as text, 00:00:00 to 23:59:59."""
+    return pl.select(
+        pl.from_epoch(pl.Series(np.arange(DAY)), time_unit="s").dt.strftime("%H:%M:%S")
+    ).to_series()
 
 
 def iso_text(
@@ -102,26 +108,31 @@ def iso_text(
     t = np.asarray(t, dtype=np.int64)
     style = np.asarray(style)
     offset = np.where(style == STYLE_LOCAL, np.asarray(offset, dtype=np.int64), 0)
-    frame = pl.DataFrame(
-        {
-            "wall": t + offset,
-            "style": style,
-            "offset": offset,
-            "missing": np.zeros(len(t), dtype=bool) if missing is None else missing,
-        }
+    if len(t) == 0:
+        return pl.Series("text", [], dtype=pl.String)
+    # Text is looked up by day, second of the day and suffix rather than formatted moment by
+    # moment: tens of millions of timestamps in a large world.
+    wall = t + offset
+    day, second = wall // DAY, wall % DAY
+    first, last = int(day.min()), int(day.max())
+    if last - first > len(t):  # moments years apart: spell only the days that occur
+        days, day = np.unique(day, return_inverse=True)
+    else:
+        days, day = np.arange(first, last + 1), day - first
+    dates = pl.select(
+        pl.from_epoch(pl.Series(days * DAY), time_unit="s").dt.strftime("%Y-%m-%dT")
+    ).to_series()
+    offsets, which = np.unique(offset, return_inverse=True)
+    suffixes = pl.Series(["Z", "+00:00", *(_offset_spelling(v) for v in offsets.tolist())])
+    suffix = np.where(style == STYLE_Z, 0, np.where(style == STYLE_UTC_OFFSET, 1, 2 + which))
+    text = pl.concat_str(
+        pl.lit(dates.gather(day)),
+        pl.lit(_times_of_day().gather(second)),
+        pl.lit(suffixes.gather(suffix)),
     )
-    wall = pl.from_epoch("wall", time_unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S")
-    suffix = (
-        pl.when(pl.col("style") == STYLE_Z)
-        .then(pl.lit("Z"))
-        .when(pl.col("style") == STYLE_UTC_OFFSET)
-        .then(pl.lit("+00:00"))
-        .otherwise(
-            pl.col("offset").replace_strict(_offset_spelling(offset), return_dtype=pl.String)
-        )
-    )
-    text = pl.when(~pl.col("missing")).then(pl.concat_str(wall, suffix))
-    return frame.select(text.alias("text")).to_series()
+    if missing is not None:
+        text = pl.when(~pl.lit(pl.Series(missing, dtype=pl.Boolean))).then(text)
+    return pl.select(text.alias("text")).to_series()
 
 
 def styles(rng: np.random.Generator, n: int, z: float, utc: float, local: float) -> np.ndarray:

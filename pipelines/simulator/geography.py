@@ -3,6 +3,10 @@
 The mix is deliberate: every continental zone plus Alaska and Hawaii, Arizona (no DST), the
 stricter quiet-hour states (Florida, Oklahoma, Maryland, Connecticut), and Pensacola, whose
 area code 850 the phonenumbers library maps to Eastern time although the city keeps Central.
+
+A place's own area codes are where its customers' numbers come from. A world too large for them
+(a few hundred thousand customers) also draws from ``MORE_AREA_CODES``: real overlays and
+neighbours of the same state and time zone, so a number still says where its owner lives.
 """
 
 from __future__ import annotations
@@ -57,3 +61,37 @@ PLACES: tuple[Place, ...] = (
 )
 
 ZONES: tuple[str, ...] = tuple(sorted({p.zone for p in PLACES}))
+
+# Each code holds 9,900 numbers (555-0100 .. 555-9999), so these make room for about a million
+# customers; Pensacola keeps 850 alone, the one code of its zone quirk.
+MORE_AREA_CODES: dict[str, tuple[int, ...]] = {
+    "New York": (646, 347, 929, 332, 516, 631, 914, 363, 934, 845, 518),
+    "Los Angeles": (424, 818, 747, 626, 562, 661, 657, 714, 949),
+    "San Francisco": (510, 341, 650, 408, 669, 925),
+    "San Diego": (760, 442),
+    "Seattle": (253, 425, 360, 564),
+    "Portland": (541, 458),
+    "Las Vegas": (775,),
+    "Phoenix": (623, 520, 928),
+    "Denver": (983, 970, 719),
+    "Salt Lake City": (435,),
+    "Austin": (254, 830),
+    "Houston": (281, 346, 409, 936, 979),
+    "Dallas": (972, 945, 817, 682),
+    "Chicago": (872, 708, 847, 224, 630, 331),
+    "Minneapolis": (651, 763, 952),
+    "Oklahoma City": (572, 580),
+    "Tulsa": (539,),
+    "Nashville": (931,),
+    "Miami": (645, 954, 754, 561, 728),
+    "Tampa": (656, 727, 941),
+    "Orlando": (352, 386),
+    "Boston": (781, 339, 508, 774),
+    "Baltimore": (667,),
+    "Philadelphia": (445, 610, 484),
+    "Atlanta": (470, 770, 943),
+    "Charlotte": (828,),
+    "Columbus": (740, 220),
+    "Detroit": (248, 947, 586, 734),
+    "Indianapolis": (765,),
+}

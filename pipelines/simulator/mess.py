@@ -8,6 +8,8 @@ Two kinds, kept apart so every count is unambiguous:
   files is intact and the ingest's rejects can be compared with ``planted.json`` one for one.
 
 A row that is duplicated is never the source of a malformed copy, and no copy is copied again.
+A malformed copy names its broken cell by number (``_bad``, see ``bad_cells``); the bad value is
+written into it with the rest of its file (``break_cells``), so copies need no text of their own.
 """
 
 from __future__ import annotations
@@ -119,6 +121,46 @@ def malformed_count(entity: str, rows: int) -> int:
     return max(len(reasons), round(MALFORMED_SHARE * rows))
 
 
+def bad_cells(entity: str) -> list[tuple[str, str | None]]:
+    """Every (column, bad value) a malformed row of ``entity`` can carry; ``_bad`` numbers them."""
+    return [
+        (column, value)
+        for reason, column in PLANTS[entity]
+        for value in _bad_values(reason, column)
+    ]
+
+
+def _bad_values(reason: str, column: str) -> tuple[str | None, ...]:
+    return BAD_ENUMS[column] if reason == "invalid value" else BAD_VALUES[reason]
+
+
+def _first_cells(entity: str) -> dict[tuple[str, str], int]:
+    """Where each (reason, column) of ``entity`` starts in ``bad_cells``."""
+    first, code = {}, 0
+    for reason, column in PLANTS[entity]:
+        first[reason, column] = code
+        code += len(_bad_values(reason, column))
+    return first
+
+
+def break_cells(frame: pl.DataFrame, entity: str) -> pl.DataFrame:
+    """Write each malformed row's bad value into its broken cell."""
+    if "_bad" not in frame.columns or frame["_bad"].null_count() == frame.height:
+        return frame
+    broken = frame["_bad"].is_not_null().arg_true()
+    code = frame["_bad"].gather(broken).to_numpy()
+    cells = bad_cells(entity)
+    column_of = np.array([column for column, _ in cells])[code]
+    value = pl.Series([v for _, v in cells], dtype=pl.String).gather(code)
+    fixed = []
+    for column in dict.fromkeys(column_of.tolist()):
+        here = column_of == column
+        fixed.append(
+            frame[column].clone().scatter(broken.filter(pl.Series(here)), value.filter(here))
+        )
+    return frame.with_columns(fixed)
+
+
 def duplicate_sources(
     frame: pl.DataFrame,
     share: float,
@@ -150,7 +192,9 @@ def add_malformed(
     rng: np.random.Generator,
     excluded: np.ndarray,
 ) -> tuple[pl.DataFrame, Counter[str]]:
-    """Append malformed copies of clean, never-duplicated rows; count them by reason."""
+    """Append malformed copies of clean, never-duplicated rows, their broken cells named in
+    ``_bad``; count them by reason."""
+    frame = frame.with_columns(_bad=pl.lit(None, dtype=pl.Int16))
     candidates = np.flatnonzero((frame["_sub"].to_numpy() == ORIGINAL) & ~excluded)
     n = min(malformed_count(entity, frame.height), len(candidates))
     counts: Counter[str] = Counter()
@@ -160,6 +204,7 @@ def add_malformed(
     reasons = sorted({reason for reason, _ in PLANTS[entity]}, key=REASONS.index)
     # Reasons take turns, so each shows up; the column within a reason is drawn.
     reason_of = rng.permutation(np.arange(n) % len(reasons))
+    first_cell = _first_cells(entity)
     copies = []
     for r, reason in enumerate(reasons):
         rows_r = chosen[reason_of == r]
@@ -169,12 +214,11 @@ def add_malformed(
             rows = rows_r[column_of == c]
             if len(rows) == 0:
                 continue
-            options = BAD_ENUMS[column] if reason == "invalid value" else BAD_VALUES[reason]
-            bad = np.array(options, dtype=object)[rng.integers(0, len(options), size=len(rows))]
+            options = _bad_values(reason, column)
+            bad = first_cell[reason, column] + rng.integers(0, len(options), size=len(rows))
             copies.append(
                 frame[rows].with_columns(
-                    pl.Series(column, bad.tolist(), dtype=pl.String),
-                    _sub=pl.lit(MALFORMED, dtype=pl.Int8),
+                    _sub=pl.lit(MALFORMED, dtype=pl.Int8), _bad=pl.Series(bad, dtype=pl.Int16)
                 )
             )
             counts[reason] += len(rows)

@@ -15,7 +15,7 @@ import polars as pl
 from pipelines.simulator.catalog import CATALOG
 from pipelines.simulator.clock import DAY, HOUR, Clock, iso_text, styles
 from pipelines.simulator.geography import PLACES, ZONES
-from pipelines.simulator.people import Customers
+from pipelines.simulator.people import Customers, customer_ids
 from pipelines.simulator.purchases import Orders
 from pipelines.simulator.shipping import (
     CARRIERS,
@@ -26,12 +26,14 @@ from pipelines.simulator.shipping import (
     tracking_urls,
 )
 from pipelines.simulator.tables import (
+    Spell,
     int_text,
-    latest_per_day,
+    latest_rows,
     money_text,
+    numbers_table,
     pick,
-    table,
-    within_window,
+    text_frame,
+    window_rows,
 )
 
 GIFT_P = 0.04  # shipped to someone else, elsewhere
@@ -46,9 +48,11 @@ PAID, FULFILLED, CANCELLED, REFUNDED = range(4)
 
 @dataclass(frozen=True)
 class OrderExports:
+    # Kept as numbers (tens of millions of rows in a large world); ``spell`` makes them text.
     orders: pl.DataFrame
     order_lines: pl.DataFrame
     fulfillment_events: pl.DataFrame
+    spell: dict[str, Spell]
     shipments: Shipments
     ship_zone: np.ndarray
     stats: dict[str, int]
@@ -58,17 +62,22 @@ def order_ids(index: np.ndarray) -> pl.Series:
     return pl.select(pl.format("O{}", pl.lit(int_text(np.asarray(index) + 100_001)))).to_series()
 
 
-def _version_stats(frame: pl.DataFrame) -> dict[str, int]:
-    first_day = pl.col("_day").min().over("order_id")
-    late = frame.filter(pl.col("_day") > first_day)
-    latest = frame.sort(["_t", "_k"]).group_by("order_id", maintain_order=True).last()
+def _version_stats(order: np.ndarray, day: np.ndarray, status: np.ndarray) -> dict[str, int]:
+    """Late updates and final states of the exported order versions, given in file order."""
+    n = int(order.max()) + 1 if len(order) else 0
+    first_day = np.full(n, np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(first_day, order, day)
+    late = day > first_day[order]
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, order, np.arange(len(order)))
+    final = status[last[last >= 0]]
     stats = {
-        "late_updates": late.height,
-        "cancelled_orders": latest.filter(pl.col("status") == "cancelled").height,
-        "refunded_orders": latest.filter(pl.col("status") == "refunded").height,
+        "late_updates": int(late.sum()),
+        "cancelled_orders": int((final == CANCELLED).sum()),
+        "refunded_orders": int((final == REFUNDED).sum()),
     }
-    for status in ORDER_STATUSES:
-        stats[f"late_updates_{status}"] = late.filter(pl.col("status") == status).height
+    for code, name in enumerate(ORDER_STATUSES):
+        stats[f"late_updates_{name}"] = int((late & (status == code)).sum())
     return stats
 
 
@@ -84,10 +93,6 @@ def make_order_exports(
     ship_zone = zone_of_place[ship_place]
     # Digital orders have no address: their time zone is the customer's home zone.
     order_zone = np.where(orders.digital, customers.zone[orders.customer], ship_zone)
-    # A gift goes to the city's first ZIP; the customer's own orders to their address.
-    gift_zip = pick([p.postal_codes[0] for p in PLACES], ship_place)
-    home_zip = customers.postal_code.gather(orders.customer)
-    postal = pl.select(pl.when(pl.Series(gift)).then(gift_zip).otherwise(home_zip)).to_series()
 
     physical = ~orders.digital
     cancelled = physical & (rng.random(n) < CANCEL_P)
@@ -121,106 +126,157 @@ def make_order_exports(
 
     # A shop's exports mostly carry its customers' local offsets; some tools write UTC.
     style = styles(rng, n, z=0.2, utc=0.1, local=0.7)
-    zone = order_zone[v_order]
-    ordered = orders.t[v_order]
-    ids = order_ids(np.arange(n))
-    place = np.where(orders.digital, -1, ship_place)[v_order]
-    has_address = place >= 0
-    address = np.maximum(place, 0)
-
-    def address_text(values: list[str]) -> pl.Series:
-        return pl.select(pl.when(pl.Series(has_address)).then(pick(values, address))).to_series()
-
-    order_frame = table(
-        "orders",
-        {
-            "order_id": ids.gather(v_order),
-            "customer_id": customers.ids.gather(orders.customer[v_order]),
-            "ordered_at": iso_text(ordered, style[v_order], clock.offset(zone, ordered)),
-            "currency": "USD",
-            "total_amount": money_text(orders.total_cents[v_order]),
-            "fulfillment_type": pick(("physical", "digital"), orders.digital[v_order].astype(int)),
-            "shipping_postal_code": pl.select(
-                pl.when(pl.Series(has_address)).then(postal.gather(v_order))
-            ).to_series(),
-            "shipping_region": address_text([p.region for p in PLACES]),
-            "shipping_city": address_text([p.city for p in PLACES]),
-            "shipping_country": address_text(["US"] * len(PLACES)),
-            "status": pick(ORDER_STATUSES, v_status),
-            "updated_at": iso_text(v_t, style[v_order], clock.offset(zone, v_t)),
-        },
-        t=v_t,
-        tie=v_order,
+    # The versions that reach a file: each order's last state of each day.
+    exported = window_rows(v_t, v_order, clock)
+    k = latest_rows(v_order[exported], clock.export_day(v_t[exported]))
+    v_order, v_status, v_t = v_order[exported[k]], v_status[exported[k]], v_t[exported[k]]
+    order_frame = numbers_table(
+        v_t, k, clock, {"order": v_order, "status": v_status.astype(np.int8)}
     )
-    order_frame = latest_per_day(within_window(order_frame, clock), "order_id")
+    stats = _version_stats(v_order, order_frame["_day"].to_numpy(), v_status)
+    # Digital orders have no address.
+    address = np.where(orders.digital, -1, ship_place)
+    gift_zip = [p.postal_codes[0] for p in PLACES]
+
+    def spell_orders(rows: pl.DataFrame) -> pl.DataFrame:
+        order = rows["_order"].to_numpy()
+        t = rows["_t"].to_numpy()
+        zone = order_zone[order]
+        ordered = orders.t[order]
+        place = address[order]
+        has_address = pl.Series(place >= 0)
+        # A gift goes to the city's first ZIP; the customer's own orders to their address.
+        postal = pl.select(
+            pl.when(pl.Series(gift[order]))
+            .then(pick(gift_zip, ship_place[order]))
+            .otherwise(customers.postal_code.gather(orders.customer[order]))
+        ).to_series()
+
+        def address_text(values: pl.Series) -> pl.Series:
+            return pl.select(pl.when(has_address).then(values)).to_series()
+
+        here = np.maximum(place, 0)
+        return text_frame(
+            "orders",
+            {
+                "order_id": order_ids(order),
+                "customer_id": customer_ids(orders.customer[order]),
+                "ordered_at": iso_text(ordered, style[order], clock.offset(zone, ordered)),
+                "currency": "USD",
+                "total_amount": money_text(orders.total_cents[order]),
+                "fulfillment_type": pick(
+                    ("physical", "digital"), orders.digital[order].astype(int)
+                ),
+                "shipping_postal_code": address_text(postal),
+                "shipping_region": address_text(pick([p.region for p in PLACES], here)),
+                "shipping_city": address_text(pick([p.city for p in PLACES], here)),
+                "shipping_country": address_text(pick(["US"] * len(PLACES), here)),
+                "status": pick(ORDER_STATUSES, rows["_status"].to_numpy()),
+                "updated_at": iso_text(t, style[order], clock.offset(zone, t)),
+            },
+            rows.height,
+        )
 
     line_t = orders.t[orders.line_order]
-    line_frame = within_window(
-        table(
-            "order_lines",
-            {
-                "order_id": ids.gather(orders.line_order),
-                "line_id": int_text(orders.line_no),
-                "product_id": pick([p.product_id for p in CATALOG], orders.line_product),
-                "quantity": int_text(orders.line_quantity),
-                "unit_price": money_text(orders.line_unit_cents),
-            },
-            t=line_t,
-        ),
+    lines = window_rows(line_t, np.arange(len(line_t)), clock)
+    line_frame = numbers_table(
+        line_t[lines],
+        np.arange(len(lines)),
         clock,
+        {"order": orders.line_order[lines], "line": lines},
     )
 
-    events = _fulfillment_events(shipments, ids, orders, clock, rng)
+    def spell_lines(rows: pl.DataFrame) -> pl.DataFrame:
+        line = rows["_line"].to_numpy()
+        return text_frame(
+            "order_lines",
+            {
+                "order_id": order_ids(orders.line_order[line]),
+                "line_id": int_text(orders.line_no[line]),
+                "product_id": pick([p.product_id for p in CATALOG], orders.line_product[line]),
+                "quantity": int_text(orders.line_quantity[line]),
+                "unit_price": money_text(orders.line_unit_cents[line]),
+            },
+            rows.height,
+        )
+
+    events, spell_events = _fulfillment_events(shipments, orders, clock, rng)
     return OrderExports(
         orders=order_frame,
         order_lines=line_frame,
         fulfillment_events=events,
+        spell={
+            "orders": spell_orders,
+            "order_lines": spell_lines,
+            "fulfillment_events": spell_events,
+        },
         shipments=shipments,
         ship_zone=ship_zone,
-        stats=_version_stats(order_frame),
+        stats=stats,
     )
 
 
 def _fulfillment_events(
-    shipments: Shipments,
-    ids: pl.Series,
-    orders: Orders,
-    clock: Clock,
-    rng: np.random.Generator,
-) -> pl.DataFrame:
+    shipments: Shipments, orders: Orders, clock: Clock, rng: np.random.Generator
+) -> tuple[pl.DataFrame, Spell]:
     s = shipments.event_shipment
-    order = shipments.order[s]
-    keep = orders.t[order] >= clock.t0 - FULFILLMENT_BACKFILL_DAYS * DAY
-    s, order = s[keep], order[keep]
+    keep = orders.t[shipments.order[s]] >= clock.t0 - FULFILLMENT_BACKFILL_DAYS * DAY
+    s = s[keep]
     t = shipments.event_t[keep]
-    estimate = shipments.event_estimate[keep]
     status = shipments.event_status[keep]
-    zone = shipments.zone[s]
     n = len(s)
     # Carrier webhooks speak UTC; estimates are promised in local time.
     t_style = styles(rng, n, z=0.6, utc=0.1, local=0.3)
     e_style = styles(rng, n, z=0.4, utc=0.0, local=0.6)
-    missing_estimate = estimate == NEVER
-    estimate = np.where(missing_estimate, t, estimate)
-    number = shipments.tracking_number.gather(s)
-    url = tracking_urls(shipments.carrier[s], number)
-    url = pl.select(pl.when(pl.Series(rng.random(n) >= NO_TRACKING_URL_P)).then(url)).to_series()
-    order_id = ids.gather(order)
-    frame = table(
-        "fulfillment_events",
+    has_url = rng.random(n) >= NO_TRACKING_URL_P
+    exported = window_rows(t, s * 16 + status, clock)
+    frame = numbers_table(
+        t[exported],
+        np.arange(len(exported)),
+        clock,
         {
-            "shipment_id": pl.select(pl.format("SH{}", pl.lit(order_id.str.slice(1)))).to_series(),
-            "status": pick(STATUSES, status),
-            "occurred_at": iso_text(t, t_style, clock.offset(zone, t)),
-            "order_id": order_id,
-            "carrier": pick(CARRIERS, shipments.carrier[s]),
-            "tracking_number": number,
-            "tracking_url": url,
-            "estimated_delivery_at": iso_text(
-                estimate, e_style, clock.offset(zone, estimate), missing=missing_estimate
-            ),
+            "shipment": s[exported],
+            "status": status[exported],
+            "estimate": shipments.event_estimate[keep][exported],
+            "t_style": t_style[exported],
+            "e_style": e_style[exported],
+            "has_url": has_url[exported],
         },
-        t=t,
-        tie=s * 16 + status,
     )
-    return within_window(frame, clock)
+    # What the text needs of the shipments, and no more (their events are in the frame).
+    order_of, zone_of, carrier_of = shipments.order, shipments.zone, shipments.carrier
+    number_of = shipments.tracking_number
+
+    def spell(rows: pl.DataFrame) -> pl.DataFrame:
+        s = rows["_shipment"].to_numpy()
+        t = rows["_t"].to_numpy()
+        estimate = rows["_estimate"].to_numpy()
+        zone = zone_of[s]
+        missing_estimate = estimate == NEVER
+        estimate = np.where(missing_estimate, t, estimate)
+        number = number_of.gather(s)
+        url = tracking_urls(carrier_of[s], number)
+        order_id = order_ids(order_of[s])
+        return text_frame(
+            "fulfillment_events",
+            {
+                "shipment_id": pl.select(
+                    pl.format("SH{}", pl.lit(order_id.str.slice(1)))
+                ).to_series(),
+                "status": pick(STATUSES, rows["_status"].to_numpy()),
+                "occurred_at": iso_text(t, rows["_t_style"].to_numpy(), clock.offset(zone, t)),
+                "order_id": order_id,
+                "carrier": pick(CARRIERS, carrier_of[s]),
+                "tracking_number": number,
+                "tracking_url": pl.select(pl.when(rows["_has_url"]).then(url)).to_series(),
+                "estimated_delivery_at": iso_text(
+                    estimate,
+                    rows["_e_style"].to_numpy(),
+                    clock.offset(zone, estimate),
+                    missing=missing_estimate,
+                ),
+            },
+            rows.height,
+        )
+
+    return frame, spell

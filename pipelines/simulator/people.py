@@ -3,6 +3,10 @@
 Every valid number uses the 555 exchange (``(415) 555-0142``). libphonenumber accepts these as
 valid US mobile numbers (its own example number is 201-555-0123), and almost none of them ring a
 real handset, so a demo world pointed at a real SMS provider by mistake texts nobody.
+
+That leaves 9,900 lines per area code. Worlds up to about 130,000 customers draw from each
+place's own codes, as they always have; larger ones from its overlays and neighbours too
+(``pooled_numbers``), which hold about a million.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.simulator.clock import DAY, Clock
-from pipelines.simulator.geography import PLACES, ZONES
+from pipelines.simulator.geography import MORE_AREA_CODES, PLACES, ZONES
 
 _NAMES = """
 Aaliyah Aaron Abigail Adrian Aiden Aisha Alejandro Alex Alexis Ali Alicia Amanda Amara Amir
@@ -144,11 +148,16 @@ def invalid_phones(area: np.ndarray, line: np.ndarray, kind: np.ndarray) -> pl.S
     return frame.select(expr.alias("phone")).to_series()
 
 
+def _lines_can_be_redrawn(area: np.ndarray) -> bool:
+    """Whether ``_unique_lines`` can number these customers: no area code over half full, so
+    redrawing the clashes settles quickly."""
+    _, demand = np.unique(area, return_counts=True)
+    return bool(demand.max() <= (LINE_HIGH - LINE_LOW) // 2)
+
+
 def _unique_lines(rng: np.random.Generator, area: np.ndarray) -> np.ndarray:
     """A subscriber line per customer such that no two customers share a number."""
-    capacity = LINE_HIGH - LINE_LOW
-    _, demand = np.unique(area, return_counts=True)
-    if demand.max() > capacity // 2:
+    if not _lines_can_be_redrawn(area):
         raise ValueError("too many customers for the simulated number pool; use fewer")
     line = rng.integers(LINE_LOW, LINE_HIGH, size=len(area))
     while True:
@@ -159,6 +168,29 @@ def _unique_lines(rng: np.random.Generator, area: np.ndarray) -> np.ndarray:
         if not clash.any():
             return line
         line[clash] = rng.integers(LINE_LOW, LINE_HIGH, size=int(clash.sum()))
+
+
+def pooled_numbers(
+    rng: np.random.Generator, home_place: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Area code and line of each customer whose number belongs to ``home_place`` (a PLACES
+    index), drawn without replacement from all of the place's codes, its own and its
+    ``MORE_AREA_CODES``: no two customers share a number and every code can fill up."""
+    lines = LINE_HIGH - LINE_LOW
+    area = np.empty(len(home_place), dtype=np.int64)
+    line = np.empty(len(home_place), dtype=np.int64)
+    for p, place in enumerate(PLACES):
+        who = np.flatnonzero(home_place == p)
+        codes = np.array(place.area_codes + MORE_AREA_CODES.get(place.city, ()), dtype=np.int64)
+        if len(who) > len(codes) * lines:
+            raise ValueError(
+                f"too many customers for the simulated number pool: {len(who)} numbers from "
+                f"{place.city}, which has room for {len(codes) * lines}; use fewer customers"
+            )
+        number = rng.choice(len(codes) * lines, size=len(who), replace=False)
+        area[who] = codes[number // lines]
+        line[who] = LINE_LOW + number % lines
+    return area, line
 
 
 def _postal_codes(rng: np.random.Generator, place: np.ndarray) -> pl.Series:
@@ -238,7 +270,12 @@ def make_customers(clock: Clock, rng: np.random.Generator, n: int) -> Customers:
     # Six slots per place, filled round-robin, so each of a place's codes is equally likely.
     codes = np.array([[p.area_codes[k % len(p.area_codes)] for k in range(6)] for p in PLACES])
     area_code = codes[home_place, rng.integers(0, 6, size=n)]
-    line = _unique_lines(rng, area_code)
+    if _lines_can_be_redrawn(area_code):
+        line = _unique_lines(rng, area_code)
+    else:
+        # Too many customers for the places' own codes (every world that fits them keeps the
+        # numbers it always had): open up the overlays and neighbours.
+        area_code, line = pooled_numbers(rng, home_place)
     phone_style = rng.integers(0, PHONE_STYLES, size=n).astype(np.int8)
     phone_valid = rng.random(n) >= INVALID_PHONE_SHARE
     valid_text = format_phones(area_code, line, phone_style)

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.simulator.clock import DAY, HOUR, MINUTE, Clock
+from pipelines.simulator.tables import pick
 
 NEVER = np.iinfo(np.int64).max
 
@@ -83,11 +84,11 @@ def _tracking_numbers(rng: np.random.Generator, carrier: np.ndarray) -> pl.Serie
 
 
 def tracking_urls(carrier: np.ndarray, tracking_number: pl.Series) -> pl.Series:
-    frame = pl.DataFrame({"c": carrier, "n": tracking_number})
-    expr = pl.when(pl.col("c") == 0).then(pl.format(TRACKING_URLS[0], pl.col("n")))
-    for i in range(1, len(CARRIERS)):
-        expr = expr.when(pl.col("c") == i).then(pl.format(TRACKING_URLS[i], pl.col("n")))
-    return frame.select(expr.alias("tracking_url")).to_series()
+    before, after = zip(*(url.split("{}") for url in TRACKING_URLS), strict=True)
+    url = pl.concat_str(
+        pl.lit(pick(before, carrier)), pl.lit(tracking_number), pl.lit(pick(after, carrier))
+    )
+    return pl.select(url.alias("tracking_url")).to_series()
 
 
 def make_shipments(

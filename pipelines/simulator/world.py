@@ -14,15 +14,16 @@ import polars as pl
 from pipelines.landing import ENTITIES
 from pipelines.simulator import mess
 from pipelines.simulator.catalog import make_prices, product_table
-from pipelines.simulator.clock import make_clock
+from pipelines.simulator.clock import Clock, make_clock
 from pipelines.simulator.consents import MARKETING, TRANSACTIONAL, consent_profiles, consent_table
 from pipelines.simulator.customers import customer_table
 from pipelines.simulator.export import split_by_day, write_day
 from pipelines.simulator.geography import ZONES
 from pipelines.simulator.legacy_sms import make_legacy_sms
 from pipelines.simulator.orders import make_order_exports
-from pipelines.simulator.people import MAX_AGE_DAYS, make_customers
-from pipelines.simulator.purchases import make_demand
+from pipelines.simulator.people import MAX_AGE_DAYS, Customers, make_customers
+from pipelines.simulator.purchases import Pairs, make_demand
+from pipelines.simulator.tables import Spell
 from pipelines.simulator.truth import consumption_frame, customer_truth_frame, write_truth
 
 # Independent random streams, so a change in one part of the world leaves the others alone.
@@ -98,38 +99,16 @@ def simulate(
     }
     clock = make_clock(start, days, ZONES, MAX_AGE_DAYS + 5, LOOKAHEAD_DAYS)
     people = make_customers(clock, rngs["customers"], customers)
-    prices = make_prices(clock, rngs["prices"])
-    pairs, orders = make_demand(people, prices, clock, rngs["demand"])
-    order_exports = make_order_exports(people, orders, clock, rngs["orders"])
-    profile, consented_at = consent_profiles(people, rngs["consents"])
-    legacy = make_legacy_sms(
-        people,
-        orders,
-        order_exports.shipments,
-        profile >= TRANSACTIONAL,
-        profile == MARKETING,
-        clock,
-        rngs["legacy"],
-    )
-    customer_rows, customer_updates = customer_table(people, clock, rngs["customer_rows"])
-    tables = {
-        "customers": customer_rows,
-        "sms_consents": consent_table(
-            people, profile, consented_at, legacy, clock, rngs["consents"]
-        ),
-        "products": product_table(prices, clock, rngs["products"]),
-        "orders": order_exports.orders,
-        "order_lines": order_exports.order_lines,
-        "fulfillment_events": order_exports.fulfillment_events,
-        "sms_delivery_receipts": legacy.receipts,
-        "inbound_messages": legacy.inbound,
-        "link_clicks": legacy.clicks,
-    }
+    tables, spells, pairs, profile, counts = _make_tables(people, clock, rngs)
     price_changes = int(tables["products"]["_day"].gt(0).sum())
     tables, malformed, duplicates = _plant_mess(tables, days - 1, rngs["mess"])
 
-    parts = {entity: split_by_day(frame) for entity, frame in tables.items()}
-    rows = dict.fromkeys(tables, 0)
+    # Cutting into days copies nothing; the bookkeeping columns go with the full frames.
+    parts = {
+        entity: split_by_day(entity, tables.pop(entity), spells.get(entity))
+        for entity in list(tables)
+    }
+    rows = dict.fromkeys(parts, 0)
     files = 0
     for index in range(days):
         day = start + dt.timedelta(days=index)
@@ -139,7 +118,7 @@ def simulate(
         if progress is not None:
             progress(index + 1, days)
 
-    stats = order_exports.stats
+    stats = counts["orders"]
     invalid = people.ids.filter(pl.Series(~people.phone_valid)).to_list()
     planted = {
         "world": world,
@@ -149,7 +128,7 @@ def simulate(
         "duplicate_rows": duplicates,
         "late_updates": {
             "orders": stats["late_updates"],
-            "customers": customer_updates,
+            "customers": counts["customer_updates"],
             "products": price_changes,
         },
         "late_order_updates_by_status": {
@@ -159,8 +138,8 @@ def simulate(
         "refunded_orders": stats["refunded_orders"],
         "invalid_phone_numbers": {"customers": len(invalid), "customer_ids": invalid},
         "legacy_sms": {
-            "messages": legacy.messages,
-            "unhandled_opt_out_texts": legacy.unhandled_opt_outs,
+            "messages": counts["legacy_messages"],
+            "unhandled_opt_out_texts": counts["unhandled_opt_outs"],
         },
         "price_changes": price_changes,
         "definitions": DEFINITIONS,
@@ -197,6 +176,47 @@ DEFINITIONS = {
 }
 
 
+def _make_tables(
+    people: Customers, clock: Clock, rngs: dict[str, np.random.Generator]
+) -> tuple[dict[str, pl.DataFrame], dict[str, Spell], Pairs, np.ndarray, dict]:
+    """Every entity's rows (the orders' as numbers, with the spells that make them text), the
+    purchase truth, each customer's consent profile and the counts planted.json reports."""
+    prices = make_prices(clock, rngs["prices"])
+    pairs, orders = make_demand(people, prices, clock, rngs["demand"])
+    order_exports = make_order_exports(people, orders, clock, rngs["orders"])
+    profile, consented_at = consent_profiles(people, rngs["consents"])
+    legacy = make_legacy_sms(
+        people,
+        orders,
+        order_exports.shipments,
+        profile >= TRANSACTIONAL,
+        profile == MARKETING,
+        clock,
+        rngs["legacy"],
+    )
+    customer_rows, customer_updates = customer_table(people, clock, rngs["customer_rows"])
+    tables = {
+        "customers": customer_rows,
+        "sms_consents": consent_table(
+            people, profile, consented_at, legacy, clock, rngs["consents"]
+        ),
+        "products": product_table(prices, clock, rngs["products"]),
+        "orders": order_exports.orders,
+        "order_lines": order_exports.order_lines,
+        "fulfillment_events": order_exports.fulfillment_events,
+        "sms_delivery_receipts": legacy.receipts,
+        "inbound_messages": legacy.inbound,
+        "link_clicks": legacy.clicks,
+    }
+    counts = {
+        "orders": order_exports.stats,
+        "customer_updates": customer_updates,
+        "legacy_messages": legacy.messages,
+        "unhandled_opt_outs": legacy.unhandled_opt_outs,
+    }
+    return tables, order_exports.spell, pairs, profile, counts
+
+
 def _refuse_other_worlds(out: Path, truth_dir: Path, world: dict) -> None:
     existing = [e for e in ENTITIES if (out / e).is_dir() and any((out / e).iterdir())]
     if not existing:
@@ -220,7 +240,7 @@ def _plant_mess(
         eligible = None
         if entity == "orders":
             # A re-exported order is its first version, sent again with its lines.
-            first = frame.select(pl.col("_day") == pl.col("_day").min().over("order_id"))
+            first = frame.select(pl.col("_day") == pl.col("_day").min().over("_order"))
             eligible = first.to_series().to_numpy()
         rows, target = mess.duplicate_sources(
             frame, DUPLICATE_SHARE[entity], last_day, rng, eligible
@@ -230,12 +250,12 @@ def _plant_mess(
         duplicates[entity] = len(rows)
         if entity == "orders":
             chosen = pl.DataFrame(
-                {"order_id": frame["order_id"].gather(rows), "_target": pl.Series(target)}
+                {"_order": frame["_order"].gather(rows), "_target": pl.Series(target)}
             )
             lines = (
                 tables["order_lines"]
                 .with_row_index("_row")
-                .join(chosen, on="order_id", how="inner", maintain_order="left")
+                .join(chosen, on="_order", how="inner", maintain_order="left")
             )
             line_rows = lines["_row"].to_numpy()
             sources["order_lines"] = line_rows
