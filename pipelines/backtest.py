@@ -57,6 +57,7 @@ TOP_FRACTION = 0.01
 # Default cutoffs: every CUTOFF_STEP_DAYS over the last DEFAULT_SPAN_DAYS with a full window.
 CUTOFF_STEP_DAYS = 14
 DEFAULT_SPAN_DAYS = 84
+CUTOFF_GRID_START = dt.date(2000, 1, 3)  # a Monday; cutoffs fall every 14 days from it
 
 
 # Metrics -----------------------------------------------------------------------------------
@@ -219,13 +220,16 @@ def purchase_events(orders: pl.DataFrame, order_lines: pl.DataFrame) -> pl.DataF
 def default_cutoffs(events: pl.DataFrame, window_days: int = 7) -> list[dt.date]:
     """Every 14 days back over 12 weeks from the last cutoff whose window is fully observed.
 
-    The last day of an export is usually partial, so the last window ends the day before it.
+    The cutoffs lie on a fixed two-week grid, so they stay the same from one day to the next
+    and a daily report scores a new cutoff once a fortnight instead of six every day. The
+    last day of an export is usually partial, so the last window ends the day before it.
     """
     last_day = events["day"].max()
     first_day = events["day"].min()
     if last_day is None:
         return []
     latest = last_day - dt.timedelta(days=window_days)
+    latest -= dt.timedelta(days=(latest - CUTOFF_GRID_START).days % CUTOFF_STEP_DAYS)
     cutoffs = [
         latest - dt.timedelta(days=step) for step in range(0, DEFAULT_SPAN_DAYS, CUTOFF_STEP_DAYS)
     ]
@@ -322,26 +326,43 @@ def backtest_events(
 ) -> dict:
     """The protocol over purchase events (customer_id, product_id, day, quantity)."""
     cutoffs = sorted(cutoffs) if cutoffs else default_cutoffs(events, window_days)
-    per_cutoff: dict[str, list[dict]] = {name: [] for name in ("model", *BASELINES)}
-    candidates = positives = 0
-    used = []
-    for cutoff in cutoffs:
-        scored = score_cutoff(events, cutoff, window_days)
-        if scored.is_empty():
-            continue
-        used.append(cutoff)
-        y = scored["label"].to_numpy()
-        candidates += len(y)
-        positives += int(y.sum())
-        per_cutoff["model"].append(evaluate(y, scored["model"].to_numpy(), is_probability=True))
-        for name in BASELINES:
-            per_cutoff[name].append(evaluate(y, scored[name].to_numpy(), is_probability=False))
+    scores = [score_cutoff_metrics(events, cutoff, window_days) for cutoff in cutoffs]
+    return summarize([s for s in scores if s is not None], window_days)
+
+
+def score_cutoff_metrics(
+    events: pl.DataFrame, cutoff: dt.date, window_days: int = 7
+) -> dict | None:
+    """One cutoff's metrics for the model and each baseline; None without candidates."""
+    scored = score_cutoff(events, cutoff, window_days)
+    if scored.is_empty():
+        return None
+    y = scored["label"].to_numpy()
+    return {
+        "cutoff": cutoff,
+        "candidates": len(y),
+        "positives": int(y.sum()),
+        "scores": {
+            "model": evaluate(y, scored["model"].to_numpy(), is_probability=True),
+            **{
+                name: evaluate(y, scored[name].to_numpy(), is_probability=False)
+                for name in BASELINES
+            },
+        },
+    }
+
+
+def summarize(per_cutoff: list[dict], window_days: int) -> dict:
+    """Metrics averaged over cutoffs (each cutoff counts the same), as backtest_events gives."""
+    per_cutoff = sorted(per_cutoff, key=lambda s: s["cutoff"])
+    candidates = sum(s["candidates"] for s in per_cutoff)
+    positives = sum(s["positives"] for s in per_cutoff)
 
     def averaged(name: str) -> dict[str, float | None]:
-        return {m: _mean([r[m] for r in per_cutoff[name]]) for m in METRICS}
+        return {m: _mean([s["scores"][name][m] for s in per_cutoff]) for m in METRICS}
 
     return {
-        "cutoffs": [c.isoformat() for c in used],
+        "cutoffs": [s["cutoff"].isoformat() for s in per_cutoff],
         "window_days": window_days,
         "candidates": candidates,
         "base_rate": positives / candidates if candidates else None,

@@ -10,17 +10,21 @@ DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 # The dbt beside this interpreter, so an unactivated virtualenv works too.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
+SOURCE_FOLDERS = ("models", "seeds", "macros", "tests", "snapshots", "analyses")
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 
 
 def prepare_manifest() -> Path:
     """Parse the dbt project when the manifest is missing or older than any dbt file."""
     manifest = dbt_project.manifest_path
+    # Only the source folders: target/ gains a folder of files per dbt invocation, tens of
+    # thousands after a while, and walking them cost every command seconds.
     sources = [
         p
-        for p in DBT_DIR.rglob("*")
-        if p.suffix in {".sql", ".py", ".yml", ".csv"} and "target" not in p.parts
-    ]
+        for folder in SOURCE_FOLDERS
+        for p in (DBT_DIR / folder).rglob("*")
+        if p.suffix in {".sql", ".py", ".yml", ".csv"}
+    ] + [p for p in DBT_DIR.glob("*.yml")]
     newest = max(p.stat().st_mtime for p in sources)
     if not manifest.exists() or newest > manifest.stat().st_mtime:
         subprocess.run(

@@ -8,7 +8,8 @@ open `warehouse.duckdb`. After each successful run the pipeline publishes `repor
    (`ATTACH` and `CREATE TABLE ... AS SELECT`). Reading through DuckDB sees what is still in
    the warehouse's WAL, which a copy of the file would miss, and phone numbers are masked on
    the way: the snapshot never holds a full number, so no page can show one.
-2. The lock is released; the replenishment backtest runs on the copied purchase days, and
+2. The lock is released; the replenishment backtest runs on the copied purchase days
+   (reusing the last snapshot's scores for cutoffs whose events have not changed), and
    `reports.snapshot_info` records as of when the data is and when it was published.
 3. The new file is checkpointed (no WAL is left beside it), synced, and renamed over
    `reporting.duckdb` with `os.replace`: a reader opens either the old snapshot or the new
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -34,7 +36,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.backtest import BASELINES, METRICS, backtest_events
+from pipelines import backtest, cadence
+from pipelines.backtest import (
+    BASELINES,
+    METRICS,
+    default_cutoffs,
+    score_cutoff_metrics,
+    summarize,
+)
 from pipelines.providers.base import mask_phone, mask_phones_in
 from pipelines.warehouse import Warehouse
 
@@ -43,6 +52,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FILE = "reporting.duckdb"
 INFO_TABLE = "reports.snapshot_info"
 BACKTEST_TABLE = "reports.replenishment_backtest"
+BACKTEST_CUTOFFS_TABLE = "reports.replenishment_backtest_cutoffs"
 PURCHASE_DAYS_TABLE = "reports.purchase_days"
 
 # Every table of these schemas (the dbt marts and the experiment analysis) ...
@@ -65,6 +75,16 @@ PHONE_COLUMNS = frozenset(
     {"phone", "phone_e164", "from_number", "from_number_e164", "to_number", "to_number_e164"}
 )
 FREE_TEXT_COLUMNS = frozenset({"text", "body", "detail", "last_error"})
+# The masks in SQL where it is simple, so a million rows do not each call into Python: an
+# E.164 number keeps its last four digits; other spellings go to mask_phone itself. Free text
+# goes to mask_phones_in only when it holds a digit run its pattern could match (a superset
+# of the pattern, which RE2 cannot spell with its look-arounds).
+MASK_PHONE_SQL = """case when regexp_full_match({column}, '[+]?[0-9]{{5,}}')
+    then regexp_replace(left({column}, length({column}) - 4), '[0-9]', '*', 'g')
+        || right({column}, 4)
+    else mask_phone({column}) end"""
+MASK_PHONES_IN_SQL = """case when regexp_matches({column}, '\\p{{Nd}}[\\p{{Nd}} -]{{5,}}\\p{{Nd}}')
+    then mask_phones_in({column}) else {column} end"""
 
 
 @dataclass(frozen=True)
@@ -97,10 +117,10 @@ def publish(data_dir: Path, as_of: dt.datetime | None = None) -> Published:
         try:
             with warehouse.connect() as con:
                 tables, events = _copy(con, temp)
-            backtest = replenishment_backtest(events)
+            summary, per_cutoff = replenishment_backtest(events, known=_known_cutoffs(target))
             published_at = dt.datetime.now(dt.UTC)
             with duckdb.connect(str(temp)) as snap:
-                _write_reporting(snap, as_of, published_at, backtest)
+                _write_reporting(snap, as_of, published_at, summary, per_cutoff)
                 snap.execute("checkpoint")
             wal = Path(f"{temp}.wal")
             if wal.exists():
@@ -112,7 +132,7 @@ def publish(data_dir: Path, as_of: dt.datetime | None = None) -> Published:
             for leftover in (temp, Path(f"{temp}.wal")):
                 leftover.unlink(missing_ok=True)
     seconds = time.monotonic() - started
-    cutoffs = backtest["cutoff_count"][0] if backtest.height else 0
+    cutoffs = summary["cutoff_count"][0] if summary.height else 0
     log.info("published %s (%d tables) in %.1f s", target, len(tables), seconds)
     return Published(target, as_of, published_at, tables, int(cutoffs), seconds)
 
@@ -169,38 +189,47 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
     for name, data_type in columns:
         column = _ident(name)
         if data_type == "VARCHAR" and name in PHONE_COLUMNS:
-            selected.append(f"mask_phone({column}) as {column}")
+            selected.append(f"{MASK_PHONE_SQL.format(column=column)} as {column}")
         elif data_type == "VARCHAR" and name in FREE_TEXT_COLUMNS:
-            selected.append(f"mask_phones_in({column}) as {column}")
+            selected.append(f"{MASK_PHONES_IN_SQL.format(column=column)} as {column}")
         else:
             selected.append(column)
     return ", ".join(selected)
 
 
-def replenishment_backtest(events: pl.DataFrame | None, window_days: int = 7) -> pl.DataFrame:
+def replenishment_backtest(
+    events: pl.DataFrame | None, window_days: int = 7, known: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The `postpurchase backtest` protocol on the warehouse's purchase days: one row per
-    scorer (the model first), with the cutoffs, candidates and base rate it was judged on.
+    scorer (the model first), with the cutoffs, candidates and base rate it was judged on;
+    and the per-cutoff scores it averaged (BACKTEST_CUTOFFS_TABLE).
 
-    Empty when there is not enough history for one cutoff with a full window after it.
+    A cutoff's scores in ``known`` (the last snapshot's) are reused when the events up to
+    the end of its window are unchanged, counted and summed, and so is the code: scoring a
+    cutoff fits the model on all the history before it, minutes a day for a big shop, and
+    the cutoffs move only once a fortnight. Empty when there is not enough history for one
+    cutoff with a full window after it.
     """
-    schema = {
-        "scorer": pl.String,
-        **{metric: pl.Float64 for metric in METRICS},
-        "window_days": pl.Int64,
-        "cutoff_count": pl.Int64,
-        "first_cutoff": pl.Date,
-        "last_cutoff": pl.Date,
-        "candidates": pl.Int64,
-        "base_rate": pl.Float64,
-    }
     if events is None or events.is_empty():
-        return pl.DataFrame(schema=schema)
-    result = backtest_events(events, window_days=window_days)
+        return pl.DataFrame(schema=BACKTEST_SCHEMA), pl.DataFrame(schema=CUTOFF_SCHEMA)
+    fingerprints = {
+        cutoff: _fingerprint(events, cutoff, window_days)
+        for cutoff in default_cutoffs(events, window_days)
+    }
+    reusable = _known_scores(known, window_days)
+    per_cutoff = []
+    for cutoff, fingerprint in fingerprints.items():
+        score = reusable.get((cutoff, fingerprint))
+        if score is None:
+            score = score_cutoff_metrics(events, cutoff, window_days)
+        if score is not None:
+            per_cutoff.append({**score, "fingerprint": fingerprint})
+    result = summarize(per_cutoff, window_days)
     cutoffs = [dt.date.fromisoformat(c) for c in result["cutoffs"]]
     if not cutoffs or not result["candidates"]:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=BACKTEST_SCHEMA), pl.DataFrame(schema=CUTOFF_SCHEMA)
     scorers = [("model", result["model"])] + [(b, result["baselines"][b]) for b in BASELINES]
-    return pl.DataFrame(
+    summary = pl.DataFrame(
         [
             {
                 "scorer": name,
@@ -214,8 +243,95 @@ def replenishment_backtest(events: pl.DataFrame | None, window_days: int = 7) ->
             }
             for name, metrics in scorers
         ],
-        schema=schema,
+        schema=BACKTEST_SCHEMA,
     )
+    rows = [
+        {
+            "cutoff": score["cutoff"],
+            "window_days": window_days,
+            "events_seen": score["fingerprint"][0],
+            "quantity_seen": score["fingerprint"][1],
+            "code_version": score["fingerprint"][2],
+            "candidates": score["candidates"],
+            "positives": score["positives"],
+            "scorer": name,
+            **metrics,
+        }
+        for score in per_cutoff
+        for name, metrics in score["scores"].items()
+    ]
+    return summary, pl.DataFrame(rows, schema=CUTOFF_SCHEMA)
+
+
+BACKTEST_SCHEMA = {
+    "scorer": pl.String,
+    **{metric: pl.Float64 for metric in METRICS},
+    "window_days": pl.Int64,
+    "cutoff_count": pl.Int64,
+    "first_cutoff": pl.Date,
+    "last_cutoff": pl.Date,
+    "candidates": pl.Int64,
+    "base_rate": pl.Float64,
+}
+CUTOFF_SCHEMA = {
+    "cutoff": pl.Date,
+    "window_days": pl.Int64,
+    "events_seen": pl.Int64,
+    "quantity_seen": pl.Float64,
+    "code_version": pl.String,
+    "candidates": pl.Int64,
+    "positives": pl.Int64,
+    "scorer": pl.String,
+    **{metric: pl.Float64 for metric in METRICS},
+}
+
+
+def _code_version() -> str:
+    """Scores from other scoring code are not reused."""
+    digest = hashlib.sha1()
+    for module in (cadence, backtest):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _fingerprint(events: pl.DataFrame, cutoff: dt.date, window_days: int) -> tuple:
+    """What a cutoff's scores depend on: the events before the end of its window."""
+    seen = events.filter(pl.col("day") < cutoff + dt.timedelta(days=window_days))
+    quantity = seen["quantity"].sum() if seen.height else 0.0
+    return (seen.height, round(float(quantity), 6), _code_version())
+
+
+def _known_scores(known: pl.DataFrame | None, window_days: int) -> dict[tuple, dict]:
+    """The last snapshot's per-cutoff scores by (cutoff, fingerprint)."""
+    if known is None or known.is_empty() or set(known.columns) != set(CUTOFF_SCHEMA):
+        return {}
+    found: dict[tuple, dict] = {}
+    for row in known.filter(pl.col("window_days") == window_days).iter_rows(named=True):
+        fingerprint = (row["events_seen"], round(row["quantity_seen"], 6), row["code_version"])
+        score = found.setdefault(
+            (row["cutoff"], fingerprint),
+            {
+                "cutoff": row["cutoff"],
+                "candidates": row["candidates"],
+                "positives": row["positives"],
+                "scores": {},
+            },
+        )
+        score["scores"][row["scorer"]] = {m: row[m] for m in METRICS}
+    expected = {"model", *BASELINES}
+    return {key: s for key, s in found.items() if set(s["scores"]) == expected}
+
+
+def _known_cutoffs(target: Path) -> pl.DataFrame | None:
+    """The per-cutoff backtest scores of the snapshot in place, if it has them."""
+    if not target.exists():
+        return None
+    try:
+        with duckdb.connect() as con:
+            con.execute(f"attach {_literal(target)} as snapshot (read_only)")
+            return con.sql(f"select * from snapshot.{BACKTEST_CUTOFFS_TABLE}").pl()
+    except duckdb.Error:
+        return None  # an older snapshot without the table: score every cutoff
 
 
 def _write_reporting(
@@ -223,12 +339,14 @@ def _write_reporting(
     as_of: dt.datetime | None,
     published_at: dt.datetime,
     backtest: pl.DataFrame,
+    backtest_cutoffs: pl.DataFrame,
 ) -> None:
     snap.execute(
         f"create table {INFO_TABLE} (as_of timestamptz, published_at timestamptz not null)"
     )
     snap.execute(f"insert into {INFO_TABLE} values (?, ?)", [as_of, published_at])
     snap.execute(f"create table {BACKTEST_TABLE} as select * from backtest")
+    snap.execute(f"create table {BACKTEST_CUTOFFS_TABLE} as select * from backtest_cutoffs")
 
 
 def read_info(path: Path) -> dict | None:

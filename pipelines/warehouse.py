@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +60,15 @@ class Warehouse:
                 yield con
             finally:
                 con.close()
+
+
+def with_frame(
+    con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, sql: str, params: list | None = None
+) -> list[tuple]:
+    """Run `sql` with `frame` readable as `{frame}` in it (one statement for all its rows);
+    its result rows."""
+    con.register("_frame_rows", frame)
+    try:
+        return con.execute(sql.format(frame="_frame_rows"), params or []).fetchall()
+    finally:
+        con.unregister("_frame_rows")

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from pipelines import backtest
+from pipelines import backtest, reporting
 
 ONLINE_RETAIL = (
     Path(__file__).resolve().parents[2] / "shared/data/online_retail/online_retail.parquet"
@@ -237,9 +237,40 @@ def test_default_cutoffs_every_two_weeks_over_twelve_weeks_with_a_full_window(wo
     cutoffs = backtest.default_cutoffs(world, window_days=7)
     last_day = world["day"].max()
     assert len(cutoffs) == 6
-    assert cutoffs[-1] == last_day - dt.timedelta(days=7)
+    # The last window ends before the (partial) last day, at most a fortnight before it.
+    assert 0 <= (last_day - dt.timedelta(days=7) - cutoffs[-1]).days < 14
     assert all((b - a).days == 14 for a, b in zip(cutoffs, cutoffs[1:], strict=False))
     assert (cutoffs[-1] - cutoffs[0]).days < 84
+    # On a fixed grid: a day later, the same cutoffs.
+    tomorrow = world.with_columns(pl.col("day") + dt.timedelta(days=1))
+    assert backtest.default_cutoffs(world.vstack(tomorrow.tail(1)), window_days=7) in (
+        cutoffs,
+        [*cutoffs[1:], cutoffs[-1] + dt.timedelta(days=14)],
+    )
+
+
+def test_the_daily_report_reuses_each_cutoffs_scores_until_its_events_change(world, monkeypatch):
+    summary, per_cutoff = reporting.replenishment_backtest(world)
+    assert summary["cutoff_count"][0] == 6
+    assert per_cutoff["cutoff"].n_unique() == 6
+
+    scored = []
+    real = reporting.score_cutoff_metrics
+
+    def counting(events, cutoff, window_days=7):
+        scored.append(cutoff)
+        return real(events, cutoff, window_days)
+
+    monkeypatch.setattr(reporting, "score_cutoff_metrics", counting)
+    again, _ = reporting.replenishment_backtest(world, known=per_cutoff)
+    assert scored == []
+    assert again.equals(summary)
+
+    # A late order before the last cutoff's window ends: that cutoff and none before it.
+    last = per_cutoff["cutoff"].max()
+    late = world.head(1).with_columns(pl.lit(last).alias("day"), pl.lit(1.0).alias("quantity"))
+    reporting.replenishment_backtest(world.vstack(late), known=per_cutoff)
+    assert scored == [last]
 
 
 def test_no_leakage_future_events_never_change_scores(world):

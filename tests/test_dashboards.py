@@ -22,7 +22,15 @@ from dashboards import format as fmt
 from dashboards import planning
 from pipelines import stats
 from pipelines.experiments.spec import SpecError, load_experiments
-from pipelines.reporting import INFO_TABLE, publish, read_info, snapshot_path
+from pipelines.providers.base import mask_phone, mask_phones_in
+from pipelines.reporting import (
+    INFO_TABLE,
+    MASK_PHONE_SQL,
+    MASK_PHONES_IN_SQL,
+    publish,
+    read_info,
+    snapshot_path,
+)
 from pipelines.warehouse import Warehouse
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "streamlit_app.py"
@@ -178,6 +186,40 @@ def test_the_snapshot_holds_no_full_phone_number(world):
         digits = [p[-4:] for p in world.phones]
     assert masked and all(re.fullmatch(r"\+\*+\d{4}", p) for (p,) in masked)
     assert {p[-4:] for (p,) in masked} <= set(digits)
+
+
+SPELLINGS = [
+    "+14155551234",
+    "4155551234",
+    "+1 (415) 555-1234",
+    "12",
+    "+12345",
+    "",
+    "abc",
+    "\uff0b\uff11\uff12\uff13\uff14\uff15\uff16",  # full-width
+    "call +1 415-555-1234 now",
+    "code 123456",
+    "x1234567y",
+    "tel:+14155551234.",
+    "a 12 345 678 b",
+    "\u0661\u0662\u0663 \u0664\u0665\u0666\u0667\u0668",  # Arabic-Indic digits
+    None,
+]
+
+
+def test_the_snapshots_sql_masks_equal_the_python_ones():
+    """The copy masks in SQL where it can; what it writes must be what the functions say."""
+    with duckdb.connect() as con:
+        con.create_function("mask_phone", mask_phone, ["VARCHAR"], "VARCHAR")
+        con.create_function("mask_phones_in", mask_phones_in, ["VARCHAR"], "VARCHAR")
+        for value in SPELLINGS:
+            got = con.execute(
+                f"select {MASK_PHONE_SQL.format(column='v')}, "
+                f"{MASK_PHONES_IN_SQL.format(column='v')} from (select ?::varchar as v)",
+                [value],
+            ).fetchall()[0]
+            expected = (None, None) if value is None else (mask_phone(value), mask_phones_in(value))
+            assert got == expected, value
 
 
 def test_publishing_swaps_the_file_whole_while_readers_keep_reading(world, tmp_path):

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from pipelines.flows import FLOWS, MARKETING
 from pipelines.outbox import HELD_OUT, SENDING, SENT, UNKNOWN
 from pipelines.sender.decide import Candidate, Recipient, Suppression, is_marketing_template
+from pipelines.warehouse import with_frame
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
             "select count(*) from information_schema.tables "
             "where table_schema = ? and table_name = ?",
             [schema, table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -86,17 +88,17 @@ def load_recipients(con: duckdb.DuckDBPyConnection, customer_ids: set[str]) -> d
     join = (
         "left join intermediate.int_customers_localized l using (customer_id)" if localized else ""
     )
-    con.execute("create or replace temp table _send_customers (customer_id varchar)")
-    con.executemany("insert into _send_customers values (?)", [[c] for c in customer_ids])
-    rows = con.execute(
+    rows = with_frame(
+        con,
+        pl.DataFrame({"customer_id": sorted(customer_ids)}, schema={"customer_id": pl.String}),
         f"""
         select s.customer_id, s.can_receive_transactional, s.can_receive_marketing,
                s.last_changed_at, s.last_change_reason, {where}
         from marts.consent_state s
         {join}
-        where s.customer_id in (select customer_id from _send_customers)
-        """
-    ).fetchall()
+        where s.customer_id in (select customer_id from {{frame}})
+        """,
+    )
     return {row[0]: Recipient(*row) for row in rows}
 
 
@@ -197,7 +199,7 @@ def latest_logical_time(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
     """The end of the latest ingested day: the logical time the daily build last ran for."""
     if not _table_exists(con, "ops", "ingest_files"):
         return None
-    day = con.execute("select max(partition_date) from ops.ingest_files").fetchone()[0]
+    day = con.execute("select max(partition_date) from ops.ingest_files").fetchall()[0][0]
     if day is None:
         return None
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from pipelines.callbacks.journal import record_outgoing
 from pipelines.flows import MARKETING
@@ -75,7 +76,7 @@ from pipelines.sender.records import (
     recover_interrupted,
 )
 from pipelines.settings import SenderSettings
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import Warehouse, with_frame
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,13 @@ class SendConfig:
             events_dir=events_dir,
         )
 
-    @property
-    def window(self) -> int:
+    def window(self, rate_per_second: float) -> int:
         """Requests committed as `sending` ahead of their answers.
 
         About two seconds of sending at the rate limit: more would only wait on the bucket,
         and every one of them becomes `unknown` if the run is killed.
         """
-        return min(self.max_in_flight, max(4, math.ceil(2 * self.rate_per_second)))
+        return min(self.max_in_flight, max(4, math.ceil(2 * rate_per_second)))
 
 
 _COUNTS = ("candidates", "sent", "held_out", "failed", "unknown", "recovered")
@@ -175,16 +175,15 @@ class SendReport:
 Progress = Callable[[int, int], None]
 
 
-def _write_delivery(
-    con: duckdb.DuckDBPyConnection,
+def _delivery_rows(
     delivery: Delivery,
     at: dt.datetime,
     report: SendReport,
     costs: dict[str, tuple[int, Decimal]],
-) -> None:
+) -> list[list[Any]]:
+    """The outbox updates one finished request calls for, counted into the report."""
     report.requests += 1
     report.attempts += delivery.attempts
-    keys = [m.idempotency_key for m in delivery.batch.messages]
     updates: list[list[Any]] = []
     if delivery.result is not None:
         uuids = assign_uuids(delivery.batch, delivery.result)
@@ -192,38 +191,57 @@ def _write_delivery(
         for message in delivery.batch.messages:
             uuid = uuids[message.idempotency_key]
             if uuid is not None:
-                updates.append([SENT, uuid, None, at, message.idempotency_key])
+                updates.append([message.idempotency_key, SENT, uuid, None, at])
             elif message.phone_e164 in invalid:
                 updates.append(
-                    [FAILED, None, "provider rejected the number", None, message.idempotency_key]
+                    [message.idempotency_key, FAILED, None, "provider rejected the number", None]
                 )
             else:
                 # Accepted but not matched to a uuid: it may be on its way.
                 updates.append(
-                    [UNKNOWN, None, "no message uuid returned", None, message.idempotency_key]
+                    [message.idempotency_key, UNKNOWN, None, "no message uuid returned", None]
                 )
     else:
         state = UNKNOWN if delivery.outcome == "ambiguous" else FAILED
         error = delivery.error
         if delivery.outcome == "retryable":
             error = f"gave up after {delivery.attempts} attempts: {error}"
-        updates = [[state, None, error, None, key] for key in keys]
+        updates = [[m.idempotency_key, state, None, error, None] for m in delivery.batch.messages]
+    for key, state, *_ in updates:
+        if state == SENT:
+            report.sent += 1
+            segments, cost = costs[key]
+            report.segments += segments
+            report.cost += cost
+        report.failed += state == FAILED
+        report.unknown += state == UNKNOWN
+    return [[*u, delivery.attempts] for u in updates]
+
+
+_UPDATE_COLUMNS = {
+    "idempotency_key": pl.String,
+    "state": pl.String,
+    "provider_message_uuid": pl.String,
+    "last_error": pl.String,
+    "sent_at": pl.Datetime("us", "UTC"),
+    "attempts": pl.Int32,
+}
+
+
+def _write_deliveries(con: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
+    """The results of every request that finished since the last write, in one statement."""
+    if not rows:
+        return
     con.execute("begin")
-    con.executemany(
-        """update ops.outbox set state = ?, provider_message_uuid = ?, last_error = ?,
-               sent_at = ?, finished_at = now(), attempts = ?
-           where idempotency_key = ?""",
-        [[*u[:4], delivery.attempts, u[4]] for u in updates],
+    with_frame(
+        con,
+        pl.DataFrame(rows, schema=_UPDATE_COLUMNS, orient="row"),
+        """update ops.outbox set state = u.state,
+               provider_message_uuid = u.provider_message_uuid, last_error = u.last_error,
+               sent_at = u.sent_at, finished_at = now(), attempts = u.attempts
+           from {frame} as u where ops.outbox.idempotency_key = u.idempotency_key""",
     )
     con.execute("commit")
-    sent = {u[4] for u in updates if u[0] == SENT}
-    report.sent += len(sent)
-    report.failed += sum(u[0] == FAILED for u in updates)
-    report.unknown += sum(u[0] == UNKNOWN for u in updates)
-    for key in sent:
-        segments, cost = costs[key]
-        report.segments += segments
-        report.cost += cost
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -327,7 +345,9 @@ def _dispatch(
     progress: Progress | None,
 ) -> None:
     paced = getattr(provider, "paced", True)
-    bucket = TokenBucket(config.rate_per_second if paced else UNPACED_RATE)
+    rate = config.rate_per_second if paced else UNPACED_RATE
+    bucket = TokenBucket(rate)
+    window = config.window(rate)
     in_flight = InFlightLimit(config.max_in_flight)
     by_key = {c.idempotency_key: (c, m) for c, m in to_send}
     costs = {key: (m.segments, m.cost) for key, (_, m) in by_key.items()}
@@ -340,10 +360,10 @@ def _dispatch(
         progress(0, total)
     outstanding: set[Future[Delivery]] = set()
     pending.reverse()  # pop() from the end keeps the priority order
-    with ThreadPoolExecutor(max_workers=config.window, thread_name_prefix="send") as pool:
+    with ThreadPoolExecutor(max_workers=window, thread_name_prefix="send") as pool:
         while pending or outstanding:
             starting: list[Batch] = []
-            while pending and len(outstanding) + len(starting) < config.window:
+            while pending and len(outstanding) + len(starting) < window:
                 starting.append(pending.pop())
             if starting:
                 # The attempt is on disk before the provider hears of it.
@@ -374,9 +394,12 @@ def _dispatch(
                         )
                     )
             finished, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
-            for future in finished:
-                delivery = future.result()
-                _write_delivery(con, delivery, at, report, costs)
-                done += len(delivery.batch.messages)
-                if progress:
-                    progress(done, total)
+            rows = [
+                row
+                for future in finished
+                for row in _delivery_rows(future.result(), at, report, costs)
+            ]
+            _write_deliveries(con, rows)
+            done += len(rows)
+            if progress:
+                progress(done, total)
