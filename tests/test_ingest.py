@@ -2,6 +2,8 @@ import datetime as dt
 import json
 
 import duckdb
+import numpy as np
+import phonenumbers
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipelines.ingest import UnreadableFileError, ingest_partition
 from pipelines.landing import ENTITIES, write_landing_file
+from pipelines.phones import nanp_valid, normalize_phone, normalize_phone_series
 
 DAY = dt.date(2026, 8, 1)
 ORDER_COLUMNS = ENTITIES["orders"].column_names
@@ -221,3 +224,37 @@ def test_non_positive_quantity_and_ragged_csv_rows_are_rejects(tmp_path, con):
         "invalid integer": 1,
         "malformed record": 1,
     }
+
+
+def test_north_american_validity_is_the_librarys_for_every_area_code_and_exchange():
+    """The vectorized check reads libphonenumber's own patterns; it must agree with it."""
+    rng = np.random.default_rng(7)
+    nationals = [
+        f"{area}{exchange:03d}{line:04d}"
+        for area in range(200, 1000)
+        for exchange, line in zip(range(0, 1000, 7), rng.integers(0, 10_000, 143), strict=False)
+    ]
+    got = pl.DataFrame({"n": nationals}).select(nanp_valid(pl.col("n"))).to_series()
+    expected = [
+        phonenumbers.is_valid_number(phonenumbers.PhoneNumber(1, int(n))) for n in nationals
+    ]
+    assert 0.2 < sum(expected) / len(expected) < 0.8  # both kinds are well represented
+    assert got.to_list() == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("(415) 555-0142", "+14155550142"),
+        ("+1 268 464 1234", "+12684641234"),  # Antigua: +1, its own region
+        ("\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0664\u0662", "+14155550142"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("(415) 155-0142", None),  # no exchange starts with 1
+        ("garbage", None),
+    ],
+)
+def test_phone_spellings_normalize_as_the_full_parse_does(raw, e164):
+    e164s, valid = normalize_phone_series(pl.Series([raw]))
+    assert e164s[0] == e164
+    assert valid[0] == (e164 is not None)
+    assert normalize_phone(raw) == (e164, e164 is not None)
