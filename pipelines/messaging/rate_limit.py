@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
+from pipelines.providers.base import MAX_DESTINATIONS
+
 DEFAULT_RATE_PER_SECOND = 5.0
 DEFAULT_MAX_IN_FLIGHT = 100
 WINDOW = 1.0  # seconds
@@ -167,3 +169,15 @@ class InFlightLimit:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class Unpaced:
+    """The bucket of a provider with no carrier behind it (dry-run): every grant is immediate.
+
+    Pacing a dry run would only make a big brand's day take hours for nothing.
+    """
+
+    window_cap = MAX_DESTINATIONS  # destinations per request, as a real provider allows
+
+    def acquire(self, n: int = 1) -> float:
+        return time.monotonic()

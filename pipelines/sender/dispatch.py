@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from pipelines.messaging.rate_limit import InFlightLimit, TokenBucket
+from pipelines.messaging.rate_limit import InFlightLimit, TokenBucket, Unpaced
 from pipelines.messaging.retry import classify, retry_delay
 from pipelines.providers.base import (
     MAX_DESTINATIONS,
@@ -89,7 +89,7 @@ def batches(messages: Iterable[Outgoing], max_destinations: int) -> list[Batch]:
 def deliver(
     provider: Provider,
     batch: Batch,
-    bucket: TokenBucket,
+    bucket: TokenBucket | Unpaced,
     in_flight: InFlightLimit,
     policy: RetryPolicy,
     callback_url: str | None = None,

@@ -28,7 +28,7 @@ import polars as pl
 from pipelines.callbacks.journal import record_outgoing
 from pipelines.flows import MARKETING
 from pipelines.messaging.frequency import Caps
-from pipelines.messaging.rate_limit import InFlightLimit, TokenBucket
+from pipelines.messaging.rate_limit import InFlightLimit, TokenBucket, Unpaced
 from pipelines.messaging.render import RenderError
 from pipelines.outbox import (
     FAILED,
@@ -52,7 +52,6 @@ from pipelines.sender.decide import (
     within_experiment,
 )
 from pipelines.sender.dispatch import (
-    Batch,
     Delivery,
     Outgoing,
     RetryPolicy,
@@ -331,8 +330,8 @@ def send_due(
     return report
 
 
-# Batches for a provider with no carrier behind it (dry-run): as large as a real one's could be.
-UNPACED_RATE = 1000.0
+# The window of a provider with no carrier behind it (dry-run): as wide as a real one's could be.
+UNPACED_WINDOW_RATE = 1000.0
 
 
 def _dispatch(
@@ -345,9 +344,8 @@ def _dispatch(
     progress: Progress | None,
 ) -> None:
     paced = getattr(provider, "paced", True)
-    rate = config.rate_per_second if paced else UNPACED_RATE
-    bucket = TokenBucket(rate)
-    window = config.window(rate)
+    bucket = TokenBucket(config.rate_per_second) if paced else Unpaced()
+    window = config.window(config.rate_per_second if paced else UNPACED_WINDOW_RATE)
     in_flight = InFlightLimit(config.max_in_flight)
     by_key = {c.idempotency_key: (c, m) for c, m in to_send}
     costs = {key: (m.segments, m.cost) for key, (_, m) in by_key.items()}
@@ -360,12 +358,16 @@ def _dispatch(
         progress(0, total)
     outstanding: set[Future[Delivery]] = set()
     pending.reverse()  # pop() from the end keeps the priority order
+    # Requests start, and results are written, half a window at a time: one statement per
+    # request would cost more than the request itself when the provider answers at once.
+    half = max(1, window // 2)
+    unwritten: list[list[Any]] = []
     with ThreadPoolExecutor(max_workers=window, thread_name_prefix="send") as pool:
         while pending or outstanding:
-            starting: list[Batch] = []
-            while pending and len(outstanding) + len(starting) < window:
-                starting.append(pending.pop())
-            if starting:
+            if pending and len(outstanding) <= half:
+                starting = [
+                    pending.pop() for _ in range(min(len(pending), window - len(outstanding)))
+                ]
                 # The attempt is on disk before the provider hears of it.
                 rows, composed = [], []
                 for batch in starting:
@@ -394,12 +396,11 @@ def _dispatch(
                         )
                     )
             finished, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
-            rows = [
-                row
-                for future in finished
-                for row in _delivery_rows(future.result(), at, report, costs)
-            ]
-            _write_deliveries(con, rows)
-            done += len(rows)
-            if progress:
-                progress(done, total)
+            for future in finished:
+                unwritten.extend(_delivery_rows(future.result(), at, report, costs))
+            if len(unwritten) >= half or not outstanding:
+                _write_deliveries(con, unwritten)
+                done += len(unwritten)
+                unwritten = []
+                if progress:
+                    progress(done, total)
