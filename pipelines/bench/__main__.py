@@ -167,6 +167,112 @@ def why_pipeline(results: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def why_missed(results: dict[str, object]) -> str:
+    """For each missed target, what the measurements say the time or memory went to."""
+    t = TARGETS
+    notes: list[str] = []
+    large, medium = results.get("L"), results.get("M")
+    if isinstance(large, pipeline.ScaleBench):
+        d = large.daily
+        run = sum(s for _, s in d.run_seconds)
+        slowest = ", ".join(f"`{n.name}` {n.seconds:.0f} s" for n in large.daily_models[:4])
+        sent = large.sent.get("send", 0)
+        if d.seconds > t["daily_seconds"] or (
+            isinstance(medium, pipeline.ScaleBench)
+            and d.seconds > t["daily_growth"] * medium.daily.seconds
+        ):
+            notes.append(
+                f"- **Daily run on L** ({d.seconds:.0f} s, {d.seconds - t['daily_seconds']:+.0f} s "
+                f"over 60 s): the Dagster run took {run:.0f} s, of which `dbt build` "
+                f"{large.daily_dbt_seconds:.0f} s (slowest models: {slowest}); sending "
+                f"{sent:,} texts through the dry-run provider, with process start-up, took the "
+                f"other {d.seconds - run:.0f} s. The dbt models are rebuilt over the whole "
+                "history every day (views and tables; only `experiment_assignments` is "
+                "incremental), so the build grows with the years of orders, not with the day; "
+                "and the day's send grows with the customer base."
+            )
+            if isinstance(medium, pipeline.ScaleBench):
+                m = medium.daily
+                notes.append(
+                    f"- **L's daily run over M's** ({d.seconds / m.seconds:.1f}x, target 1.5x): "
+                    f"`dbt build` {medium.daily_dbt_seconds:.0f} s on M and "
+                    f"{large.daily_dbt_seconds:.0f} s on L, the rest "
+                    f"{m.seconds - medium.daily_dbt_seconds:.0f} s and "
+                    f"{d.seconds - large.daily_dbt_seconds:.0f} s: the same whole-history "
+                    "models, on ten times the history."
+                )
+        if d.peak_bytes > t["daily_bytes"]:
+            notes.append(
+                f"- **Daily run's memory on L** ({d.peak_bytes / 2**30:.2f} GiB, "
+                f"{(d.peak_bytes - t['daily_bytes']) / 2**30:+.2f} GiB over 4 GiB): the peak of "
+                "the process tree: the Dagster process and the dbt process it starts, whose "
+                "DuckDB runs the whole-history joins and aggregates with its default memory "
+                "limit, 80% of the machine's."
+            )
+        r = large.rebuild
+        if r.seconds > t["rebuild_seconds"]:
+            build = r.seconds - large.ingest_seconds
+            notes.append(
+                f"- **Full rebuild of L** ({r.seconds / 60:.1f} min, "
+                f"{(r.seconds - t['rebuild_seconds']) / 60:+.1f} min over 10): the year's "
+                f"ingest took {large.ingest_seconds:.0f} s ({large.ingest_rows:,} rows, one "
+                f"writer), the build as of the last day {build:.0f} s with process start-up "
+                f"(its `dbt build` slowest models: "
+                + ", ".join(f"`{n.name}` {n.seconds:.0f} s" for n in large.rebuild_models[:3])
+                + ")."
+            )
+    sender = results.get("sender")
+    if sender is not None and not isinstance(sender, str):
+        for run in sender.runs:
+            if (
+                run.share_of_configured < t["sender_share"]
+                or run.busiest_second > run.configured_rate
+            ):
+                notes.append(
+                    f"- **Sender at {run.configured_rate:g}/s**: {run.share_of_configured:.1%} of "
+                    f"the rate, busiest second {run.busiest_second}; it spends "
+                    f"{run.cpu_per_message * 1000:.1f} ms of CPU per message on one core shared "
+                    "with the test server."
+                )
+    callbacks = results.get("callbacks")
+    if (
+        callbacks is not None
+        and not isinstance(callbacks, str)
+        and (
+            callbacks.per_second < t["callbacks_per_second"]
+            or callbacks.p99_ms >= t["callbacks_p99_ms"]
+        )
+    ):
+        ceiling = 1000 / callbacks.service_cpu_ms
+        notes.append(
+            f"- **Callbacks** ({callbacks.per_second:,.0f}/s, p99 {callbacks.p99_ms:.0f} ms): "
+            "one uvicorn process takes them all (the event log has one writer by design) "
+            f"at {callbacks.service_cpu_ms:.2f} ms of CPU each, so one core serves at most "
+            f"about {ceiling:,.0f}/s; the load generator ({callbacks.client_cpu_ms:.2f} ms "
+            f"each) shares the machine's two cores. With {callbacks.concurrency} requests in "
+            f"flight the mean wait is {callbacks.concurrency} / throughput "
+            f"({1000 * callbacks.concurrency / callbacks.per_second:.0f} ms), all of it "
+            "queueing in one event loop."
+        )
+    dashboard = results.get("dashboard")
+    if dashboard is not None and not isinstance(dashboard, str):
+        slow = [p for p in dashboard.pages if not p.under_target]
+        if slow:
+            notes.append(
+                "- **Dashboard**: over 2 s on L: "
+                + "; ".join(
+                    f"{p.title} (cold {p.cold.seconds:.1f} s, warm {p.warm_median.seconds:.1f} s)"
+                    if p.cold is not None and p.warm_median is not None
+                    else f"{p.title} ({p.error or 'did not render'})"
+                    for p in slow
+                )
+                + ". See the dashboard section for the split between server and drawing."
+            )
+    if not notes:
+        return "Every target measured was met.\n"
+    return "\n".join(notes) + "\n"
+
+
 def render(results: dict[str, object], started: dt.datetime, seconds: float) -> str:
     from pipelines.bench import callbacks_load, dashboard, sender, stats_engine
 
@@ -195,6 +301,9 @@ def render(results: dict[str, object], started: dt.datetime, seconds: float) -> 
         "## Targets",
         "",
         targets_table(results),
+        "## Why the misses",
+        "",
+        why_missed(results),
         "## Where the daily run's time goes",
         "",
         why_pipeline(results),
