@@ -7,7 +7,9 @@ publish is a new version, which opens a new connection and misses every query ca
 sessions still reading the old version keep their open file until they are done.
 
 Queries are cached per (snapshot version, SQL, parameters), a bounded number of them. Each
-query runs on its own cursor: Streamlit serves every session from its own thread.
+query runs on its own cursor: Streamlit serves every session from its own thread. Where the
+snapshot holds a summary of a big table (`pipelines/reporting.py`, SUMMARIES), the pages read
+it; on a snapshot published before it existed they fall back to the big table, slower.
 """
 
 from __future__ import annotations
@@ -21,11 +23,42 @@ import polars as pl
 import streamlit as st
 
 from pipelines.flows import FLOWS
-from pipelines.reporting import BACKTEST_TABLE, INFO_TABLE
 from pipelines.settings import get_settings
 
 QUERY_TTL = dt.timedelta(minutes=30)
 MAX_QUERIES = 512
+# Names in pipelines/reporting.py, spelled out here: importing that module would import the
+# backtest and scipy with it, seconds on a page's first visit (tests check they agree).
+INFO_TABLE = "reports.snapshot_info"
+BACKTEST_TABLE = "reports.replenishment_backtest"
+DAILY_ATTRIBUTED = "reports.daily_attributed"
+DAILY_SENT = "reports.daily_sent"
+DAILY_ENGAGEMENT = "reports.daily_engagement"
+CURRENCIES = "reports.order_currencies"
+FUNNEL = "reports.flow_funnel"
+NOT_SENT_REASONS = "reports.not_sent_reasons"
+DELIVERY_OUTCOMES = "reports.delivery_outcomes"
+DAILY_OPT_OUTS = "reports.daily_opt_outs"
+PRODUCT_CADENCE = "reports.product_cadence"
+RUNOUT_DATES = "reports.runout_dates"
+DAILY_FIRST_TEXTS = "reports.daily_first_texts"
+SUMMARIES = frozenset(
+    {
+        DAILY_ATTRIBUTED,
+        DAILY_SENT,
+        DAILY_ENGAGEMENT,
+        CURRENCIES,
+        FUNNEL,
+        NOT_SENT_REASONS,
+        DELIVERY_OUTCOMES,
+        DAILY_OPT_OUTS,
+        PRODUCT_CADENCE,
+        RUNOUT_DATES,
+        DAILY_FIRST_TEXTS,
+    }
+)
+# The reminders listed on the Replenishment page; the rest are counted and downloadable.
+REMINDERS_SHOWN = 500
 
 
 class SnapshotUnreadable(Exception):
@@ -102,12 +135,20 @@ def query(snap: Snapshot, sql: str, *params: object) -> pl.DataFrame:
 
 
 def tables(snap: Snapshot) -> frozenset[str]:
+    """The snapshot's tables, but an outbox the sender never wrote to: created before the
+    sender's first run added its columns (cost, ...), it holds no text and cannot be read as
+    one that does."""
     found = query(
         snap,
-        """select table_schema || '.' || table_name as name from information_schema.tables
-           where table_catalog = 'snapshot'""",
+        """select t.table_schema || '.' || t.table_name as name,
+                  list(c.column_name) as columns
+           from information_schema.tables t
+           join information_schema.columns c using (table_catalog, table_schema, table_name)
+           where t.table_catalog = 'snapshot' group by all""",
     )
-    return frozenset(found["name"].to_list())
+    return frozenset(
+        name for name, columns in found.iter_rows() if name != "ops.outbox" or "cost" in columns
+    )
 
 
 def has(snap: Snapshot, *names: str) -> bool:
@@ -121,18 +162,30 @@ def _flows_clause(column: str, flows: tuple[str, ...] | None) -> tuple[str, tupl
     return f"{column} in (select unnest(?))", (list(flows),)
 
 
+def _days(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end] as UTC instants [start 00:00, the day after end 00:00): compared with a
+    timestamp column as is, DuckDB skips the row groups outside (a cast to date it cannot)."""
+    return (
+        dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
+    )
+
+
 # --- shared -----------------------------------------------------------------------------------
 
 
 def currency(snap: Snapshot) -> str:
     """The shop's main currency (most orders)."""
-    if not has(snap, "marts.order_attributions"):
+    if has(snap, CURRENCIES):
+        found = query(snap, f"select currency from {CURRENCIES} order by orders desc, 1 limit 1")
+    elif has(snap, "marts.order_attributions"):
+        found = query(
+            snap,
+            """select currency from marts.order_attributions where currency is not null
+               group by 1 order by count(*) desc, 1 limit 1""",
+        )
+    else:
         return "USD"
-    found = query(
-        snap,
-        """select currency from marts.order_attributions where currency is not null
-           group by 1 order by count(*) desc limit 1""",
-    )
     return found["currency"][0] if found.height else "USD"
 
 
@@ -143,13 +196,14 @@ def flows(snap: Snapshot) -> list[str]:
 
 def activity_span(snap: Snapshot) -> tuple[dt.date, dt.date] | None:
     """First and last day a text was sent, or None before the first send."""
-    if not has(snap, "ops.outbox"):
+    if has(snap, DAILY_SENT):
+        sql = f"select min(day) as first, max(day) as last from {DAILY_SENT}"
+    elif has(snap, "ops.outbox"):
+        sql = """select min(sent_at)::date as first, max(sent_at)::date as last
+                 from ops.outbox where state = 'sent'"""
+    else:
         return None
-    row = query(
-        snap,
-        """select min(sent_at)::date as first, max(sent_at)::date as last
-           from ops.outbox where state = 'sent'""",
-    ).row(0, named=True)
+    row = query(snap, sql).row(0, named=True)
     return None if row["first"] is None else (row["first"], row["last"])
 
 
@@ -170,45 +224,9 @@ def window_totals(
         "delivered": 0,
         "opted_out": 0,
     }
-    if has(snap, "marts.order_attributions"):
-        clause, params = _flows_clause("flow", flows)
-        row = query(
-            snap,
-            f"""select coalesce(sum(attributed_revenue), 0) as revenue,
-                       count(*) filter (where attributed_revenue > 0) as orders
-                from marts.order_attributions
-                where is_attributed and ordered_at::date between ? and ? and {clause}""",
-            start,
-            end,
-            *params,
-        ).row(0, named=True)
-        totals.update(revenue=float(row["revenue"]), orders=int(row["orders"]))
-    if has(snap, "ops.outbox"):
-        clause, params = _flows_clause("flow", flows)
-        row = query(
-            snap,
-            f"""select count(*) as sent, coalesce(sum(cost), 0)::double as cost,
-                       count(distinct customer_id) as customers
-                from ops.outbox
-                where state = 'sent' and sent_at::date between ? and ? and {clause}""",
-            start,
-            end,
-            *params,
-        ).row(0, named=True)
-        totals.update(sent=row["sent"], cost=float(row["cost"]), customers=row["customers"])
-    if has(snap, "marts.message_engagement"):
-        clause, params = _flows_clause("flow", flows)
-        row = query(
-            snap,
-            f"""select count(*) filter (where is_delivered) as delivered,
-                       count(*) filter (where is_delivered and is_opted_out) as opted_out
-                from marts.message_engagement
-                where sent_at::date between ? and ? and {clause}""",
-            start,
-            end,
-            *params,
-        ).row(0, named=True)
-        totals.update(delivered=row["delivered"], opted_out=row["opted_out"])
+    for frame in _daily_parts(snap, start, end, flows, window=True):
+        row = frame.row(0, named=True)
+        totals.update({k: type(totals[k])(v or 0) for k, v in row.items()})
     return totals
 
 
@@ -217,55 +235,7 @@ def daily(
 ) -> pl.DataFrame:
     """Per day and flow over [start, end]: attributed revenue, texts sent, cost, customers
     texted, delivered and opted out (every day present, zeros where nothing happened)."""
-    frames = []
-    clause, params = _flows_clause("flow", flows)
-    if has(snap, "marts.order_attributions"):
-        frames.append(
-            query(
-                snap,
-                f"""select ordered_at::date as day, flow,
-                           sum(attributed_revenue) as revenue, 0 as sent, 0.0 as cost,
-                           0 as customers, 0 as delivered, 0 as opted_out
-                    from marts.order_attributions
-                    where is_attributed and ordered_at::date between ? and ? and {clause}
-                    group by all""",
-                start,
-                end,
-                *params,
-            )
-        )
-    if has(snap, "ops.outbox"):
-        frames.append(
-            query(
-                snap,
-                f"""select sent_at::date as day, flow, 0.0 as revenue, count(*) as sent,
-                           coalesce(sum(cost), 0)::double as cost,
-                           count(distinct customer_id) as customers,
-                           0 as delivered, 0 as opted_out
-                    from ops.outbox
-                    where state = 'sent' and sent_at::date between ? and ? and {clause}
-                    group by all""",
-                start,
-                end,
-                *params,
-            )
-        )
-    if has(snap, "marts.message_engagement"):
-        frames.append(
-            query(
-                snap,
-                f"""select sent_at::date as day, flow, 0.0 as revenue, 0 as sent, 0.0 as cost,
-                           0 as customers,
-                           count(*) filter (where is_delivered) as delivered,
-                           count(*) filter (where is_delivered and is_opted_out) as opted_out
-                    from marts.message_engagement
-                    where sent_at::date between ? and ? and {clause}
-                    group by all""",
-                start,
-                end,
-                *params,
-            )
-        )
+    frames = _daily_parts(snap, start, end, flows, window=False)
     columns = {
         "revenue": pl.Float64,
         "sent": pl.Int64,
@@ -281,12 +251,86 @@ def daily(
             f.select(
                 pl.col("day").cast(pl.Date),
                 pl.col("flow").cast(pl.String),
-                *(pl.col(c).cast(t) for c, t in columns.items()),
+                *(
+                    pl.col(c).cast(t) if c in f.columns else pl.lit(0, dtype=t).alias(c)
+                    for c, t in columns.items()
+                ),
             )
             for f in frames
         ]
     )
     return combined.group_by("day", "flow").agg(pl.col(list(columns)).sum()).sort("day", "flow")
+
+
+# Each part of `daily` and `window_totals`: (summary, big table, its day column, filter, and
+# per measure its sum over the summary and its aggregate over the big table).
+_PARTS = (
+    (
+        DAILY_ATTRIBUTED,
+        "marts.order_attributions",
+        "ordered_at",
+        "is_attributed",
+        {
+            "revenue": ("sum(revenue)", "sum(attributed_revenue)"),
+            "orders": ("sum(orders)", "count(*) filter (where attributed_revenue > 0)"),
+        },
+    ),
+    (
+        DAILY_SENT,
+        "ops.outbox",
+        "sent_at",
+        "state = 'sent'",
+        {
+            "sent": ("sum(sent)", "count(*)"),
+            "cost": ("sum(cost)", "coalesce(sum(cost), 0)::double"),
+            "customers": ("sum(customers)", "count(distinct customer_id)"),
+        },
+    ),
+    (
+        DAILY_ENGAGEMENT,
+        "marts.message_engagement",
+        "sent_at",
+        "true",
+        {
+            "delivered": ("sum(delivered)", "count(*) filter (where is_delivered)"),
+            "opted_out": (
+                "sum(opted_out)",
+                "count(*) filter (where is_delivered and is_opted_out)",
+            ),
+        },
+    ),
+)
+
+
+def _daily_parts(
+    snap: Snapshot,
+    start: dt.date,
+    end: dt.date,
+    flows: tuple[str, ...] | None,
+    window: bool,
+) -> list[pl.DataFrame]:
+    """Per part, its measures per day and flow over [start, end], or over all of it
+    (`window`: one row). From the daily summaries where the snapshot has them, but the
+    customers texted in a window: distinct over its days, no daily count sums to it."""
+    clause, params = _flows_clause("flow", flows)
+    group = "" if window else "group by all"
+    frames = []
+    for summary, table, day, where, measures in _PARTS:
+        keys = "" if window else "day, flow, "
+        if has(snap, summary) and not (window and summary == DAILY_SENT):
+            sums = ", ".join(f"{summed} as {name}" for name, (summed, _) in measures.items())
+            sql = f"""select {keys}{sums} from {summary}
+                      where day between ? and ? and {clause} {group}"""
+            frames.append(query(snap, sql, start, end, *params))
+        elif has(snap, table):
+            keys = "" if window else f"{day}::date as day, flow, "
+            aggregates = ", ".join(f"{agg} as {name}" for name, (_, agg) in measures.items())
+            # Compared with the timestamp as is, not cast to a date: DuckDB then skips the
+            # row groups outside the days.
+            sql = f"""select {keys}{aggregates} from {table}
+                      where {where} and {day} >= ? and {day} < ? and {clause} {group}"""
+            frames.append(query(snap, sql, *_days(start, end), *params))
+    return frames
 
 
 def daily_totals(frame: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
@@ -412,9 +456,13 @@ def experiment_variants(snap: Snapshot, key: str) -> pl.DataFrame:
 
 def funnel(snap: Snapshot, flows: tuple[str, ...] | None) -> pl.DataFrame:
     """Per flow: messages that came due, what happened to them, and what they led to."""
+    clause, params = _flows_clause("flow", flows)
+    if has(snap, FUNNEL):
+        return query(
+            snap, f"select * from {FUNNEL} where {clause} order by came_due desc, flow", *params
+        )
     if not has(snap, "ops.send_decisions", "ops.outbox"):
         return pl.DataFrame()
-    clause, params = _flows_clause("flow", flows)
     engagement = has(snap, "marts.message_engagement")
     attributions = has(snap, "marts.order_attributions")
     return query(
@@ -466,45 +514,66 @@ def funnel(snap: Snapshot, flows: tuple[str, ...] | None) -> pl.DataFrame:
             left join outcome using (flow)
             left join engaged using (flow)
             left join converted using (flow)
-            order by came_due desc""",
+            order by came_due desc, flow""",
         *(params * (2 + engagement + attributions)),
     )
 
 
 def not_sent_reasons(snap: Snapshot, flows: tuple[str, ...] | None) -> pl.DataFrame:
     """Messages suppressed (final) and deferred (at least once, perhaps sent later), by reason."""
+    clause, params = _flows_clause("flow", flows)
+    if has(snap, NOT_SENT_REASONS):
+        return query(
+            snap,
+            f"""select flow, action, reason, messages from {NOT_SENT_REASONS}
+                where {clause} order by messages desc, flow, action, reason""",
+            *params,
+        )
     if not has(snap, "ops.send_decisions"):
         return pl.DataFrame()
-    clause, params = _flows_clause("flow", flows)
     return query(
         snap,
         f"""select flow, action, reason, count(distinct idempotency_key) as messages
             from ops.send_decisions
             where action in ('suppress', 'defer') and {clause}
-            group by all order by messages desc""",
+            group by all order by messages desc, flow, action, reason""",
         *params,
     )
 
 
 def delivery_outcomes(snap: Snapshot, flows: tuple[str, ...] | None) -> pl.DataFrame:
     """Texts sent per flow, final delivery status and error code."""
+    clause, params = _flows_clause("flow", flows)
+    if has(snap, DELIVERY_OUTCOMES):
+        return query(
+            snap,
+            f"""select flow, delivery_status, error_code, messages from {DELIVERY_OUTCOMES}
+                where {clause} order by messages desc, flow, delivery_status, error_code""",
+            *params,
+        )
     if not has(snap, "marts.message_engagement"):
         return pl.DataFrame()
-    clause, params = _flows_clause("flow", flows)
     return query(
         snap,
         f"""select flow, delivery_status, error_code, count(*) as messages
             from marts.message_engagement where {clause}
-            group by all order by messages desc""",
+            group by all order by messages desc, flow, delivery_status, error_code""",
         *params,
     )
 
 
 def opt_outs_daily(snap: Snapshot, flows: tuple[str, ...] | None) -> pl.DataFrame:
     """Opt-out replies per day (those answering a flow's text, or any when no flow is chosen)."""
+    clause, params = _flows_clause("in_reply_to_flow", flows)
+    if has(snap, DAILY_OPT_OUTS):
+        return query(
+            snap,
+            f"""select day, sum(opt_outs)::bigint as opt_outs from {DAILY_OPT_OUTS}
+                where {clause} group by 1 order by 1""",
+            *params,
+        )
     if not has(snap, "marts.inbound_replies"):
         return pl.DataFrame()
-    clause, params = _flows_clause("in_reply_to_flow", flows)
     return query(
         snap,
         f"""select received_at::date as day, count(*) as opt_outs
@@ -519,6 +588,8 @@ def opt_outs_daily(snap: Snapshot, flows: tuple[str, ...] | None) -> pl.DataFram
 
 def cadence_by_product(snap: Snapshot) -> pl.DataFrame:
     """Per product: customers predicted, the typical gap between purchases and its fallback."""
+    if has(snap, PRODUCT_CADENCE):
+        return query(snap, f"select * from {PRODUCT_CADENCE} order by customers desc, title")
     if not has(snap, "marts.replenishment_predictions"):
         return pl.DataFrame()
     return query(
@@ -537,6 +608,8 @@ def cadence_by_product(snap: Snapshot) -> pl.DataFrame:
 
 def runout_dates(snap: Snapshot) -> pl.DataFrame:
     """Predicted run-out dates of consumables, counted per day."""
+    if has(snap, RUNOUT_DATES):
+        return query(snap, f"select day, customers from {RUNOUT_DATES} order by 1")
     if not has(snap, "marts.replenishment_predictions"):
         return pl.DataFrame()
     return query(
@@ -548,8 +621,9 @@ def runout_dates(snap: Snapshot) -> pl.DataFrame:
     )
 
 
-def reminders_due(snap: Snapshot, until: dt.datetime) -> pl.DataFrame:
-    """Replenishment reminders waiting in the queue that are due before `until`."""
+def reminders_due(snap: Snapshot, until: dt.datetime, limit: int | None = None) -> pl.DataFrame:
+    """Replenishment reminders waiting in the queue that are due before `until`, the first
+    `limit` of them by due time (all with None)."""
     if not has(snap, "marts.message_candidates"):
         return pl.DataFrame()
     return query(
@@ -558,7 +632,30 @@ def reminders_due(snap: Snapshot, until: dt.datetime) -> pl.DataFrame:
                   run_out_date, experiment_key, variant_key, is_held_out
            from marts.message_candidates
            where flow = 'replenishment_reminder' and earliest_send_at < ?
-           order by earliest_send_at, customer_id""",
+           order by earliest_send_at, customer_id
+           limit ?""",
+        until,
+        limit,
+    )
+
+
+def reminders_due_per_day(
+    snap: Snapshot, until: dt.datetime, now: dt.datetime, first_day: dt.date
+) -> pl.DataFrame:
+    """`reminders_due` counted per day due (those due before `first_day` on it) and variant
+    ("default" outside experiments); `waiting` of them due before `now`."""
+    if not has(snap, "marts.message_candidates"):
+        return pl.DataFrame()
+    return query(
+        snap,
+        """select greatest(earliest_send_at::date, ?::date) as day,
+                  coalesce(variant_key, 'default') as variant, count(*) as reminders,
+                  count(*) filter (where earliest_send_at < ?) as waiting
+           from marts.message_candidates
+           where flow = 'replenishment_reminder' and earliest_send_at < ?
+           group by all order by 1, 2""",
+        first_day,
+        now,
         until,
     )
 
@@ -602,18 +699,20 @@ def metric_baseline(snap: Snapshot, flow: str, metric: str) -> dict | None:
 def daily_new_customers(snap: Snapshot, flow: str, days: int = 28) -> dict | None:
     """Customers texted by `flow` for the first time per day, over its last `days` days of
     sending: the units a new experiment on the flow would gain each day."""
-    if not has(snap, "ops.outbox"):
+    if has(snap, DAILY_FIRST_TEXTS):
+        firsts = f"select day, customers from {DAILY_FIRST_TEXTS} where flow = ?"
+    elif has(snap, "ops.outbox"):
+        firsts = """select min(sent_at)::date as day, 1 as customers from ops.outbox
+                    where flow = ? and state = 'sent' group by customer_id"""
+    else:
         return None
     row = query(
         snap,
-        """with firsts as (
-               select customer_id, min(sent_at)::date as day from ops.outbox
-               where flow = ? and state = 'sent' group by 1
-           ),
+        f"""with firsts as ({firsts}),
            span as (
                select max(day) as last, max(day) - (? - 1)::integer as start from firsts
            )
-           select count(*) as customers,
+           select sum(customers)::bigint as customers,
                   max(last) - greatest(min(day), max(start)) + 1 as days
            from firsts, span where day >= start""",
         flow,

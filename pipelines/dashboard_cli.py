@@ -3,6 +3,7 @@ pipelines/cli.py). The app lives in the repository's dashboards/ folder, beside 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -12,14 +13,37 @@ import click
 from pipelines.settings import get_settings
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "streamlit_app.py"
+# The libraries the pages use, imported before the server answers: otherwise the first page
+# anyone opens after a start waits two seconds or more for them (Streamlit imports only its
+# own on start; a page's imports happen in its first run, and st.dataframe imports pandas).
+PRELOAD = (
+    "altair",
+    "duckdb",
+    "pandas",
+    "polars",
+    "pyarrow",
+    "pyarrow.compute",
+    "pipelines.flows",
+    "pipelines.settings",
+)
+SERVE = "from pipelines.dashboard_cli import serve; serve()"
+
+
+def serve() -> None:
+    """`streamlit run` with PRELOAD imported first; takes Streamlit's own arguments."""
+    for module in PRELOAD:
+        importlib.import_module(module)
+    from streamlit.web import cli
+
+    cli.main(prog_name="streamlit")
 
 
 def streamlit_argv(port: int, host: str = "127.0.0.1") -> list[str]:
     """The command that serves the app: headless, bound to `host`, no usage statistics."""
     return [
         sys.executable,
-        "-m",
-        "streamlit",
+        "-c",
+        SERVE,
         "run",
         str(APP),
         "--server.address",

@@ -9,8 +9,10 @@ open `warehouse.duckdb`. After each successful run the pipeline publishes `repor
    the warehouse's WAL, which a copy of the file would miss, and phone numbers are masked on
    the way: the snapshot never holds a full number, so no page can show one.
 2. The lock is released; the replenishment backtest runs on the copied purchase days
-   (reusing the last snapshot's scores for cutoffs whose events have not changed), and
-   `reports.snapshot_info` records as of when the data is and when it was published.
+   (reusing the last snapshot's scores for cutoffs whose events have not changed),
+   `reports.snapshot_info` records as of when the data is and when it was published, and
+   small summaries of the big tables are written (`SUMMARIES`), so that a dashboard page
+   reads a few thousand rows rather than scanning millions on every visit.
 3. The new file is checkpointed (no WAL is left beside it), synced, and renamed over
    `reporting.duckdb` with `os.replace`: a reader opens either the old snapshot or the new
    one, never half of one. Readers of the old file keep it until they close it.
@@ -121,6 +123,7 @@ def publish(data_dir: Path, as_of: dt.datetime | None = None) -> Published:
             published_at = dt.datetime.now(dt.UTC)
             with duckdb.connect(str(temp)) as snap:
                 _write_reporting(snap, as_of, published_at, summary, per_cutoff)
+                tables |= write_summaries(snap)
                 snap.execute("checkpoint")
             wal = Path(f"{temp}.wal")
             if wal.exists():
@@ -347,6 +350,164 @@ def _write_reporting(
     snap.execute(f"insert into {INFO_TABLE} values (?, ?)", [as_of, published_at])
     snap.execute(f"create table {BACKTEST_TABLE} as select * from backtest")
     snap.execute(f"create table {BACKTEST_CUTOFFS_TABLE} as select * from backtest_cutoffs")
+
+
+# What the dashboards would otherwise compute over every order, text and decision on each
+# visit: name -> (the copied tables it reads, its query). Each is what a dashboards/data.py
+# query returns with no flow chosen, kept per flow (and per day where the pages pick days),
+# so a page filters or sums a few thousand rows. The pages fall back to the big tables on a
+# snapshot published before a summary existed. Days are UTC days, as the pages count them.
+SUMMARIES: dict[str, tuple[tuple[str, ...], str]] = {
+    # Per day and flow: attributed revenue and orders (by order day); texts sent, their cost
+    # and the customers texted; texts delivered and opted out (by send day).
+    "reports.daily_attributed": (
+        ("marts.order_attributions",),
+        """select ordered_at::date as day, flow, sum(attributed_revenue) as revenue,
+                  count(*) filter (where attributed_revenue > 0) as orders
+           from marts.order_attributions where is_attributed group by all order by 1, 2""",
+    ),
+    "reports.daily_sent": (
+        ("ops.outbox",),
+        """select sent_at::date as day, flow, count(*) as sent,
+                  coalesce(sum(cost), 0)::double as cost,
+                  count(distinct customer_id) as customers
+           from ops.outbox where state = 'sent' group by all order by 1, 2""",
+    ),
+    "reports.daily_engagement": (
+        ("marts.message_engagement",),
+        """select sent_at::date as day, flow,
+                  count(*) filter (where is_delivered) as delivered,
+                  count(*) filter (where is_delivered and is_opted_out) as opted_out
+           from marts.message_engagement group by all order by 1, 2""",
+    ),
+    "reports.order_currencies": (
+        ("marts.order_attributions",),
+        """select currency, count(*) as orders from marts.order_attributions
+           where currency is not null group by 1 order by 2 desc, 1""",
+    ),
+    "reports.flow_funnel": (
+        (
+            "ops.send_decisions",
+            "ops.outbox",
+            "marts.message_engagement",
+            "marts.order_attributions",
+        ),
+        """with decided as (
+               select flow, count(distinct idempotency_key) as came_due,
+                      count(distinct idempotency_key) filter (where action = 'defer')
+                          as deferred_once
+               from ops.send_decisions group by 1
+           ),
+           outcome as (
+               select flow,
+                      count(*) filter (where state = 'sent') as sent,
+                      count(*) filter (where state = 'suppressed') as suppressed,
+                      count(*) filter (where state = 'held_out') as held_out,
+                      count(*) filter (where state in ('failed', 'unknown')) as failed,
+                      count(*) as decided_finally
+               from ops.outbox group by 1
+           ),
+           engaged as (
+               select flow, count(*) filter (where is_delivered) as delivered,
+                      count(*) filter (where is_delivered and is_clicked) as clicked,
+                      count(*) filter (where is_delivered and is_replied) as replied,
+                      count(*) filter (where is_delivered and is_opted_out) as opted_out
+               from marts.message_engagement group by 1
+           ),
+           converted as (
+               select flow, count(*) as converted, sum(attributed_revenue) as revenue
+               from marts.order_attributions
+               where is_attributed and attributed_revenue > 0 group by 1
+           )
+           select decided.flow, came_due, deferred_once,
+                  coalesce(suppressed, 0) as suppressed, coalesce(held_out, 0) as held_out,
+                  greatest(came_due - coalesce(decided_finally, 0), 0) as waiting,
+                  coalesce(sent, 0) as sent, coalesce(failed, 0) as failed,
+                  coalesce(delivered, 0) as delivered, coalesce(clicked, 0) as clicked,
+                  coalesce(replied, 0) as replied, coalesce(opted_out, 0) as opted_out,
+                  coalesce(converted, 0) as converted, coalesce(revenue, 0) as revenue
+           from decided
+           left join outcome using (flow)
+           left join engaged using (flow)
+           left join converted using (flow)
+           order by came_due desc""",
+    ),
+    "reports.not_sent_reasons": (
+        ("ops.send_decisions",),
+        """select flow, action, reason, count(distinct idempotency_key) as messages
+           from ops.send_decisions where action in ('suppress', 'defer')
+           group by all order by messages desc""",
+    ),
+    "reports.delivery_outcomes": (
+        ("marts.message_engagement",),
+        """select flow, delivery_status, error_code, count(*) as messages
+           from marts.message_engagement group by all order by messages desc""",
+    ),
+    "reports.daily_opt_outs": (
+        ("marts.inbound_replies",),
+        """select received_at::date as day, in_reply_to_flow, count(*) as opt_outs
+           from marts.inbound_replies where action = 'opt_out' group by all order by 1""",
+    ),
+    "reports.product_cadence": (
+        ("marts.replenishment_predictions",),
+        """select product_id, coalesce(title, product_id) as title, category, is_consumable,
+                  usage_days, count(*) as customers,
+                  count(*) filter (where purchase_days > 1) as repeat_customers,
+                  median(expected_gap_days) as median_gap_days,
+                  quantile_cont(expected_gap_days, 0.25) as gap_days_p25,
+                  quantile_cont(expected_gap_days, 0.75) as gap_days_p75,
+                  avg(probability_next_window) as mean_probability_7d
+           from marts.replenishment_predictions
+           group by all order by customers desc, title""",
+    ),
+    "reports.runout_dates": (
+        ("marts.replenishment_predictions",),
+        """select predicted_next_date as day, count(*) as customers
+           from marts.replenishment_predictions
+           where is_consumable and predicted_next_date is not null
+           group by 1 order by 1""",
+    ),
+    # Per flow and day: the customers it texted for the first time (the planner's volume).
+    "reports.daily_first_texts": (
+        ("ops.outbox",),
+        """with firsts as (
+               select flow, customer_id, min(sent_at)::date as day from ops.outbox
+               where state = 'sent' group by all
+           )
+           select flow, day, count(*) as customers from firsts group by all order by 1, 2""",
+    ),
+}
+
+
+def write_summaries(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Write `SUMMARIES` into the snapshot `con` has open, those whose tables it holds; their
+    row counts. Takes a connection, not a path, so it also runs on a copied snapshot."""
+    con.execute("set TimeZone = 'UTC'")
+    # An outbox the sender never wrote to lacks its columns (cost, ...): no outbox, as the
+    # pages read it (dashboards/data.py, tables).
+    present = {
+        f"{schema}.{table}"
+        for schema, table, columns in con.execute(
+            """select table_schema, table_name, list(column_name)
+               from information_schema.columns
+               where table_catalog = current_database() group by all"""
+        ).fetchall()
+        if (schema, table) != ("ops", "outbox") or "cost" in columns
+    }
+    con.execute("create schema if not exists reports")
+    counts = {}
+    for name, (sources, sql) in SUMMARIES.items():
+        if not set(sources) <= present:
+            continue
+        try:
+            con.execute(f"create or replace table {name} as {sql}")
+        except duckdb.Error as exc:
+            # A table of another shape (an outbox from before a migration, say): the pages
+            # read the big tables instead, and a summary never stops a publish.
+            log.warning("summary %s not written: %s", name, exc)
+            continue
+        counts[name] = con.execute(f"select count(*) from {name}").fetchone()[0]
+    return counts
 
 
 def read_info(path: Path) -> dict | None:

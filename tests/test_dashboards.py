@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -14,13 +16,15 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import numpy as np
+import polars as pl
 import pytest
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 from streamlit.testing.v1 import AppTest
 
+from dashboards import data, planning
 from dashboards import format as fmt
-from dashboards import planning
-from pipelines import stats
+from pipelines import reporting, stats
 from pipelines.experiments.spec import SpecError, load_experiments
 from pipelines.providers.base import mask_phone, mask_phones_in
 from pipelines.reporting import (
@@ -373,14 +377,14 @@ def test_the_planner_shows_the_planner_functions_numbers_and_a_valid_spec(world,
 
 def test_the_dashboard_command_serves_the_app_on_localhost(world, monkeypatch):
     from pipelines.dashboard_cli import APP as CLI_APP
-    from pipelines.dashboard_cli import dashboard_command
+    from pipelines.dashboard_cli import SERVE, dashboard_command
 
     started = []
     monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
     result = CliRunner().invoke(dashboard_command, ["--port", "8765", "--publish"])
     assert result.exit_code == 0, result.output
     (argv,) = started
-    assert argv[1:5] == ["-m", "streamlit", "run", str(CLI_APP)]
+    assert argv[1:5] == ["-c", SERVE, "run", str(CLI_APP)]
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert argv[argv.index("--server.port") + 1] == "8765"
     assert CLI_APP == APP
@@ -388,6 +392,118 @@ def test_the_dashboard_command_serves_the_app_on_localhost(world, monkeypatch):
     assert info["as_of"] == dt.datetime.combine(
         world.last_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
     )
+
+
+# --- speed: summaries, a capped list, light imports --------------------------------------------
+
+
+def without_summaries(monkeypatch) -> None:
+    """Read the snapshot as one published before the summaries existed."""
+    tables = data.tables
+    monkeypatch.setattr(data, "tables", lambda snap: tables(snap) - data.SUMMARIES)
+
+
+def test_the_pages_spell_the_snapshots_table_names_as_the_publisher_does():
+    assert data.INFO_TABLE == reporting.INFO_TABLE
+    assert data.BACKTEST_TABLE == reporting.BACKTEST_TABLE
+    assert set(reporting.SUMMARIES) == data.SUMMARIES
+
+
+def test_the_summaries_give_the_pages_what_the_big_tables_give(world, monkeypatch):
+    snap = data.snapshot()
+    assert data.tables(snap) >= data.SUMMARIES, "the published snapshot lacks a summary"
+    span = data.activity_span(snap)
+    start, end = span[0] - dt.timedelta(days=1), span[1]
+    texted = data.funnel(snap, None).filter(pl.col("sent") > 0)["flow"].to_list()
+    assert texted, "nothing was sent in the world: the comparison would prove nothing"
+    some = (texted[0],)
+
+    def read() -> dict:
+        return {
+            "currency": data.currency(snap),
+            "span": data.activity_span(snap),
+            **{
+                f"{name} {flows}": value
+                for flows in (None, some)
+                for name, value in (
+                    ("totals", data.window_totals(snap, start, end, flows)),
+                    ("daily", data.daily(snap, start, end, flows)),
+                    ("funnel", data.funnel(snap, flows)),
+                    ("reasons", data.not_sent_reasons(snap, flows)),
+                    ("delivery", data.delivery_outcomes(snap, flows)),
+                    ("opt-outs", data.opt_outs_daily(snap, flows)),
+                )
+            },
+            "cadence": data.cadence_by_product(snap),
+            "runout": data.runout_dates(snap),
+            "new customers": data.daily_new_customers(snap, texted[0]),
+        }
+
+    summarized = read()
+    without_summaries(monkeypatch)
+    unsummarized = read()
+    assert summarized.keys() == unsummarized.keys()
+    for name, value in summarized.items():
+        other = unsummarized[name]
+        if isinstance(value, pl.DataFrame):
+            # Over every flow, something to compare (one flow may have had no opt-out).
+            assert value.height or name.endswith(str(some)), f"{name}: empty, proves nothing"
+            assert_frame_equal(value, other, check_dtypes=False, check_exact=False)
+        elif isinstance(value, dict):
+            assert value == pytest.approx(other), name
+        else:
+            assert value == other, name
+    assert summarized["totals None"]["sent"] > 0 and summarized["totals None"]["customers"] > 0
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_runs_on_a_snapshot_without_the_summaries(world, monkeypatch, page):
+    without_summaries(monkeypatch)
+    at = run_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [PAGES[page]]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_the_replenishment_page_lists_the_first_reminders_and_counts_them_all(world, monkeypatch):
+    monkeypatch.setattr(data, "REMINDERS_SHOWN", 3)
+    at = run_page("app_pages/replenishment.py")
+    assert not at.exception, [e.value for e in at.exception]
+    days_ahead = next(s for s in at.slider if s.label == "Days ahead").value
+    until = dt.datetime.combine(
+        world.last_day + dt.timedelta(days=days_ahead + 1), dt.time(), tzinfo=dt.UTC
+    )
+    with duckdb.connect(str(snapshot_path(world.data_dir)), read_only=True) as con:
+        first = con.execute(
+            """select customer_id from marts.message_candidates
+               where flow = 'replenishment_reminder' and earliest_send_at < ?
+               order by earliest_send_at, customer_id""",
+            [until],
+        ).fetchall()
+    assert len(first) > 3, "too few reminders in the world to cap"
+    (listing,) = [d.value for d in at.dataframe if "Due from" in d.value.columns]
+    assert list(listing["Customer"]) == [c for (c,) in first[:3]]
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith(f"{len(first):,} reminders due") for c in captions), captions
+    assert any(f"The first 3 of {len(first):,}" in c for c in captions), captions
+
+
+def test_the_dashboards_import_neither_scipy_nor_the_backtest():
+    # Imported on a page's first visit: scipy alone took seconds of it.
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, dashboards.ui, dashboards.data, dashboards.planning; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'sklearn'}), "
+            "'pipelines.backtest' in sys.modules, 'pipelines.cadence' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=APP.parents[1],
+        check=True,
+    ).stdout.strip()
+    assert found == "[] False False"
 
 
 # --- plain helpers ------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -22,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipelines.dashboard_cli import streamlit_argv
 from pipelines.reporting import publish, read_info, snapshot_path
 from pipelines.warehouse import Warehouse
 from tests.test_dashboards import APP, World, dashboard_world  # noqa: F401 (a fixture)
@@ -79,23 +79,8 @@ def app(chromium: Path, dashboard_world: World, tmp_path_factory) -> App:  # noq
     env = os.environ | {"POSTPURCHASE_DATA_DIR": str(dashboard_world.data_dir)}
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(APP),
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--server.fileWatcherType",
-                "none",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
+            # As `make dashboard` serves it (its libraries imported before it answers).
+            [*streamlit_argv(port), "--server.fileWatcherType", "none"],
             env=env,
             cwd=APP.parents[1],
             stdout=out,

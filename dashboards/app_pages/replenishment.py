@@ -112,25 +112,21 @@ days_ahead = st.slider("Days ahead", min_value=1, max_value=30, value=7)
 until = dt.datetime.combine(snap.as_of_date, dt.time(), tzinfo=dt.UTC) + dt.timedelta(
     days=days_ahead + 1
 )
-due = data.reminders_due(snap, until)
-if due.is_empty():
+now = snap.as_of or snap.published_at
+per_day = data.reminders_due_per_day(snap, until, now, snap.as_of_date)
+total = int(per_day["reminders"].sum()) if per_day.height else 0
+if not total:
     st.caption("No replenishment reminder is due in these days.")
 else:
-    waiting = due.filter(pl.col("earliest_send_at") < (snap.as_of or snap.published_at))
+    waiting = int(per_day["waiting"].sum())
     st.caption(
-        f"{count(due.height)} reminders due by {day(until - dt.timedelta(days=1))}, "
-        f"{count(waiting.height)} of them already due and waiting for their recipient's window "
+        f"{count(total)} reminders due by {day(until - dt.timedelta(days=1))}, "
+        f"{count(waiting)} of them already due and waiting for their recipient's window "
         "(or for the sender to run). Held-out customers are in the flow's holdout: the sender "
         "records what it would have sent and sends nothing. Phone numbers are masked."
     )
-    per_day = due.with_columns(
-        pl.max_horizontal(pl.col("earliest_send_at").dt.date(), pl.lit(snap.as_of_date)).alias(
-            "day"
-        ),
-        pl.coalesce(pl.col("variant_key"), pl.lit("default")).alias("variant"),
-    )
     st.altair_chart(
-        alt.Chart(per_day.group_by("day", "variant").len())
+        alt.Chart(per_day)
         .mark_bar()
         .encode(
             x=alt.X(
@@ -138,28 +134,38 @@ else:
                 title="Due (those already waiting on the first day)",
                 axis=alt.Axis(format="%b %d", labelAngle=0),
             ),
-            y=alt.Y("len:Q", title="Reminders"),
+            y=alt.Y("reminders:Q", title="Reminders"),
             color=alt.Color("variant:N", title="Variant"),
             tooltip=[
                 alt.Tooltip("day:T", title="Day"),
                 alt.Tooltip("variant:N", title="Variant"),
-                alt.Tooltip("len:Q", title="Reminders"),
+                alt.Tooltip("reminders:Q", title="Reminders"),
             ],
         )
         .properties(height=220),
         width="stretch",
     )
+    columns = {
+        "earliest_send_at": "Due from",
+        "expires_at": "Expires",
+        "customer_id": "Customer",
+        "phone_e164": "Phone",
+        "product_title": "Product",
+        "run_out_date": "Runs out",
+        "variant_key": "Variant",
+        "is_held_out": "Held out",
+    }
+
+    def listed(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(
+            pl.col(c).fill_null(DASH) if c in ("phone_e164", "variant_key") else pl.col(c)
+            for c in columns
+        ).rename(columns)
+
+    # A queue of hundreds of thousands is no list to read in a browser (nor to send to one):
+    # the first due, and the whole queue as a file, fetched only when asked for.
     st.dataframe(
-        due.select(
-            pl.col("earliest_send_at").alias("Due from"),
-            pl.col("expires_at").alias("Expires"),
-            pl.col("customer_id").alias("Customer"),
-            pl.col("phone_e164").fill_null(DASH).alias("Phone"),
-            pl.col("product_title").alias("Product"),
-            pl.col("run_out_date").alias("Runs out"),
-            pl.col("variant_key").fill_null(DASH).alias("Variant"),
-            pl.col("is_held_out").alias("Held out"),
-        ),
+        listed(data.reminders_due(snap, until, data.REMINDERS_SHOWN)),
         hide_index=True,
         column_config={
             "Due from": st.column_config.DatetimeColumn(format="MMM D, HH:mm"),
@@ -167,6 +173,20 @@ else:
             "Runs out": st.column_config.DateColumn(format="MMM D, YYYY"),
         },
     )
+    if total > data.REMINDERS_SHOWN:
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        left.caption(
+            f"The first {count(data.REMINDERS_SHOWN)} of {count(total)} by due time; the "
+            "download has them all."
+        )
+        right.download_button(
+            "Download all (CSV)",
+            data=lambda: listed(data.reminders_due(snap, until)).write_csv(),
+            file_name=f"reminders-due-by-{(until - dt.timedelta(days=1)):%Y-%m-%d}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
 
 # --- backtest -----------------------------------------------------------------------------------
 
