@@ -100,6 +100,9 @@ def deliver(
     if callback_url:
         request = SendRequest(request.destinations, request.text, callback_url)
     rng = random.Random()
+    prepare = getattr(provider, "prepare", None)
+    if prepare is not None:
+        prepare()  # whatever a request needs that is not the request, before the token
     attempt = 0
     while True:
         attempt += 1
