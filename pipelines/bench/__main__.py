@@ -243,16 +243,17 @@ def why_missed(results: dict[str, object]) -> str:
             or callbacks.p99_ms >= t["callbacks_p99_ms"]
         )
     ):
-        ceiling = 1000 / callbacks.service_cpu_ms
         notes.append(
-            f"- **Callbacks** ({callbacks.per_second:,.0f}/s, p99 {callbacks.p99_ms:.0f} ms): "
-            "one uvicorn process takes them all (the event log has one writer by design) "
-            f"at {callbacks.service_cpu_ms:.2f} ms of CPU each, so one core serves at most "
-            f"about {ceiling:,.0f}/s; the load generator ({callbacks.client_cpu_ms:.2f} ms "
-            f"each) shares the machine's two cores. With {callbacks.concurrency} requests in "
-            f"flight the mean wait is {callbacks.concurrency} / throughput "
-            f"({1000 * callbacks.concurrency / callbacks.per_second:.0f} ms), all of it "
-            "queueing in one event loop."
+            f"- **Callbacks** ({callbacks.per_second:,.0f}/s, p50 {callbacks.p50_ms:.0f} ms, "
+            f"p99 {callbacks.p99_ms:.0f} ms): one uvicorn process takes them all (the event "
+            f"log has one writer by design), at {callbacks.service_cpu_ms:.2f} ms of CPU each, "
+            f"beside the load generator ({callbacks.client_cpu_ms:.2f} ms each) on the same two "
+            f"cores. With {callbacks.concurrency} requests in flight the mean wait is "
+            f"{callbacks.concurrency} / throughput "
+            f"({1000 * callbacks.concurrency / callbacks.per_second:.0f} ms): the median is "
+            "queueing in one event loop; the slowest hundredth waits "
+            f"{callbacks.p99_ms / callbacks.p50_ms:.0f}x the median (not yet traced to one "
+            "cause)."
         )
     dashboard = results.get("dashboard")
     if dashboard is not None and not isinstance(dashboard, str):
@@ -326,6 +327,20 @@ def _part(result: object, render_section: Callable[[object], str]) -> str:
     return render_section(result)
 
 
+def dashboard_after_the_send(data_dir: Path) -> object:
+    """The pages over the warehouse as the next morning's reports see it.
+
+    The daily run publishes its snapshot before it sends, so that one holds no send of the
+    day: publish once more (as the next run would first thing, not timed) so the pages read
+    the day's decisions and texts too.
+    """
+    from pipelines.bench import dashboard
+    from pipelines.reporting import publish
+
+    publish(data_dir, pipeline.daily_as_of())
+    return dashboard.run_dashboard_bench(data_dir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipelines.bench")
     parser.add_argument("--work", type=Path, default=Path("data/bench"))
@@ -346,7 +361,7 @@ def main() -> None:
             results[name] = traceback.format_exc(limit=3)
         args.out.write_text(render(results, started, time.monotonic() - clock))
 
-    from pipelines.bench import callbacks_load, dashboard, sender, stats_engine
+    from pipelines.bench import callbacks_load, sender, stats_engine
 
     step("stats", stats_engine.run_stats_bench)
     step("sender", lambda: sender.run_sender_bench(work / "sender"))
@@ -356,7 +371,7 @@ def main() -> None:
         step(scale, lambda s=scale: pipeline.run_scale(s, SCALES[s], work, postpurchase))
     largest = scales[-1] if scales else None
     if largest and isinstance(results.get(largest), pipeline.ScaleBench):
-        step("dashboard", lambda: dashboard.run_dashboard_bench(work / largest))
+        step("dashboard", lambda: dashboard_after_the_send(work / largest))
     print(f"wrote {args.out} in {(time.monotonic() - clock) / 60:.1f} minutes", file=sys.stderr)
 
 

@@ -67,6 +67,12 @@ class ScaleBench:
     warehouse_bytes: int
 
 
+def daily_as_of() -> dt.datetime:
+    """The logical time of the daily run's build and send: the end of the day it adds."""
+    last = START + dt.timedelta(days=DAYS - 1)
+    return dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
 def _say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
